@@ -1,0 +1,5 @@
+import sys
+
+from coengage.cli import main
+
+sys.exit(main())

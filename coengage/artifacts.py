@@ -1,0 +1,148 @@
+"""Artifact directories: atomic writes, manifests and fingerprints.
+
+Every stage writes a directory (or a file) that later stages read. The rules:
+
+* writes are atomic: build into ``<target>.tmp-<pid>`` next to the target and rename
+  when complete, so a crash leaves the old artifact or none, never half of one;
+* every artifact directory has ``manifest.json`` with at least ``kind``,
+  ``schema_version`` and ``fingerprint``; a later stage records the fingerprints of
+  its inputs and refuses inputs whose fingerprint does not match.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+from coengage.errors import ArtifactError
+
+MANIFEST = "manifest.json"
+
+
+def _tmp_sibling(target: Path) -> Path:
+    return target.with_name(f"{target.name}.tmp-{os.getpid()}")
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+
+
+@contextlib.contextmanager
+def atomic_dir(target: str | os.PathLike, overwrite: bool = True) -> Iterator[Path]:
+    """Yield a temporary directory; on success it replaces ``target`` in one rename.
+
+    On any exception the temporary directory is removed and ``target`` is untouched.
+    """
+    target = Path(target)
+    if target.exists() and not overwrite:
+        raise ArtifactError(f"{target} exists; pass --overwrite or choose another --out")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp_sibling(target)
+    _remove(tmp)
+    tmp.mkdir()
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    old = None
+    if target.exists():
+        old = target.with_name(f"{target.name}.old-{os.getpid()}")
+        _remove(old)
+        os.replace(target, old)
+    os.replace(tmp, target)
+    if old is not None:
+        _remove(old)
+
+
+@contextlib.contextmanager
+def atomic_file(target: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary file path beside ``target``; rename it over ``target`` on success."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp_sibling(target)
+    try:
+        yield tmp
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            _remove(tmp)
+        raise
+    os.replace(tmp, target)
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> None:
+    """Write JSON atomically (pretty, sorted keys, trailing newline)."""
+    with atomic_file(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
+
+
+def _json_default(o: Any) -> Any:
+    import numpy as np
+
+    if isinstance(o, np.integer):
+        return int(o)
+    if isinstance(o, np.floating):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def read_manifest(directory: str | os.PathLike, kind: str | None = None) -> dict:
+    """Read ``directory/manifest.json``; check its ``kind`` when given."""
+    directory = Path(directory)
+    path = directory / MANIFEST
+    if not directory.exists():
+        raise ArtifactError(f"{directory}: no such directory")
+    if not path.exists():
+        raise ArtifactError(f"{directory}: not a coengage artifact (no {MANIFEST})")
+    try:
+        manifest = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ArtifactError(f"{path}: corrupt manifest ({e})") from e
+    if kind is not None and manifest.get("kind") != kind:
+        raise ArtifactError(
+            f"{directory}: expected a {kind!r} artifact, found {manifest.get('kind')!r}"
+        )
+    return manifest
+
+
+def file_fingerprint(path: str | os.PathLike, full: bool = False) -> str:
+    """A cheap content fingerprint: size, plus a hash of the head and tail (or all bytes).
+
+    Hashing 1 MiB from each end catches edits, truncation and appends without reading
+    a multi-GB log twice; ``full=True`` hashes everything.
+    """
+    path = Path(path)
+    size = path.stat().st_size
+    h = hashlib.sha256(str(size).encode())
+    with open(path, "rb") as f:
+        if full or size <= 2 << 20:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+        else:
+            h.update(f.read(1 << 20))
+            f.seek(size - (1 << 20))
+            h.update(f.read(1 << 20))
+    return h.hexdigest()[:16]
+
+
+def combine_fingerprints(*parts: Any) -> str:
+    """A stable fingerprint of JSON-serialisable parts (configs, other fingerprints)."""
+    blob = json.dumps(parts, sort_keys=True, default=_json_default).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def now_iso() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

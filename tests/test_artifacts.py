@@ -1,0 +1,96 @@
+"""coengage.artifacts: atomic writes never leave half an artifact; manifests and fingerprints."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from coengage.artifacts import (atomic_dir, atomic_file, combine_fingerprints, file_fingerprint,
+                                read_manifest, write_json)
+from coengage.errors import ArtifactError
+
+
+def test_atomic_dir_publishes_only_on_success(tmp_path):
+    target = tmp_path / "art"
+    with atomic_dir(target) as tmp:
+        (tmp / "a.txt").write_text("1")
+        assert not target.exists()
+    assert (target / "a.txt").read_text() == "1"
+    assert [p.name for p in tmp_path.iterdir()] == ["art"]
+
+
+def test_atomic_dir_failure_keeps_old_artifact_and_leaves_no_temp(tmp_path):
+    target = tmp_path / "art"
+    with atomic_dir(target) as tmp:
+        (tmp / "a.txt").write_text("old")
+    with pytest.raises(RuntimeError):
+        with atomic_dir(target) as tmp:
+            (tmp / "a.txt").write_text("new")
+            raise RuntimeError("crash mid-build")
+    assert (target / "a.txt").read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["art"]
+
+
+def test_atomic_dir_replaces_existing_and_refuses_without_overwrite(tmp_path):
+    target = tmp_path / "art"
+    for value in ("1", "2"):
+        with atomic_dir(target) as tmp:
+            (tmp / "v").write_text(value)
+    assert (target / "v").read_text() == "2"
+    with pytest.raises(ArtifactError, match="exists"):
+        with atomic_dir(target, overwrite=False):
+            pass
+
+
+def test_atomic_file_failure_leaves_nothing(tmp_path):
+    target = tmp_path / "pairs.parquet"
+    with pytest.raises(ValueError):
+        with atomic_file(target) as tmp:
+            tmp.write_text("half")
+            raise ValueError
+    assert list(tmp_path.iterdir()) == []
+    with atomic_file(target) as tmp:
+        tmp.write_text("whole")
+    assert target.read_text() == "whole"
+
+
+def test_read_manifest_checks_kind_and_reports_problems(tmp_path):
+    with pytest.raises(ArtifactError, match="no such directory"):
+        read_manifest(tmp_path / "missing")
+    with pytest.raises(ArtifactError, match="no manifest.json"):
+        read_manifest(tmp_path)
+    write_json(tmp_path / "manifest.json", {"kind": "coengage.graph", "n": 1})
+    assert read_manifest(tmp_path, kind="coengage.graph")["n"] == 1
+    with pytest.raises(ArtifactError, match="expected a 'coengage.pairs'"):
+        read_manifest(tmp_path, kind="coengage.pairs")
+    (tmp_path / "manifest.json").write_text("{broken")
+    with pytest.raises(ArtifactError, match="corrupt"):
+        read_manifest(tmp_path)
+
+
+def test_write_json_handles_numpy(tmp_path):
+    np = pytest.importorskip("numpy")
+    write_json(tmp_path / "x.json", {"a": np.int64(3), "b": np.float32(0.5), "c": np.arange(2)})
+    assert json.loads((tmp_path / "x.json").read_text()) == {"a": 3, "b": 0.5, "c": [0, 1]}
+
+
+def test_file_fingerprint_sees_edits_in_the_middle_of_small_files_and_ends_of_large(tmp_path):
+    small = tmp_path / "s"
+    small.write_bytes(b"a" * 1000)
+    fp = file_fingerprint(small)
+    small.write_bytes(b"a" * 500 + b"b" + b"a" * 499)
+    assert file_fingerprint(small) != fp
+    big = tmp_path / "b"
+    data = bytearray(b"x" * (5 << 20))
+    big.write_bytes(bytes(data))
+    fp = file_fingerprint(big)
+    data[-1:] = b"y"
+    big.write_bytes(bytes(data))
+    assert file_fingerprint(big) != fp
+    assert file_fingerprint(big, full=True) != fp
+
+
+def test_combine_fingerprints_is_order_sensitive_and_key_order_insensitive():
+    assert combine_fingerprints({"a": 1, "b": 2}) == combine_fingerprints({"b": 2, "a": 1})
+    assert combine_fingerprints("x", "y") != combine_fingerprints("y", "x")
