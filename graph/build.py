@@ -1,0 +1,674 @@
+"""`coengage graph build`: engagement logs + texts -> GRAPH_DIR (see :mod:`graph.artifact`).
+
+The build streams the logs chunk by chunk (:func:`graph.ingest.iter_chunks`). Each chunk is
+encoded in a worker thread (pyarrow compute releases the GIL): user and tweet ids become
+chunk-local dictionary codes, engagement types become type indices, timestamps become unix
+seconds, and bad rows are counted and dropped. Only these small integer arrays and the
+chunk's distinct ids are kept, so peak memory follows the size of the final arrays rather
+than the size of the log. At the end the chunk dictionaries are unified into contiguous
+node ids in order of first appearance, and :func:`graph.writer.write_graph` de-duplicates
+(user, tweet, type) triples (latest timestamp, count of rows merged), builds both CSR
+directions and the DGL graph, and writes everything atomically.
+
+Dropped rows are counted once, under the first reason that applies, in this order:
+``empty_user``, ``empty_tweet``, ``empty_type``, ``bad_timestamp``, ``unknown_type``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from coengage.artifacts import file_fingerprint
+from coengage.errors import ArtifactError, InputError
+from graph import ingest
+from graph.artifact import KIND, GraphArtifact
+
+log = logging.getLogger(__name__)
+
+DROP_REASONS = ("empty_user", "empty_tweet", "empty_type", "bad_timestamp", "unknown_type")
+UNKNOWN_TYPE_POLICIES = ("error", "keep", "drop")
+RESERVED_TEXT_COLUMNS = ("node", "tweet_id", "text")
+
+
+# --------------------------------------------------------------------------------------------
+# configuration
+# --------------------------------------------------------------------------------------------
+
+def parse_types(spec: Any) -> dict[str, float] | None:
+    """Engagement-type vocabulary from ``"fav=1,retweet=2"``, ``"fav,retweet"``, a list or a dict."""
+    if spec is None or spec == "" or spec == {}:
+        return None
+    out: dict[str, float] = {}
+    if isinstance(spec, dict):
+        items = list(spec.items())
+    else:
+        if isinstance(spec, str):
+            parts = [p.strip() for p in spec.split(",") if p.strip()]
+        else:
+            parts = [str(p).strip() for p in spec]
+        items = []
+        for p in parts:
+            name, _, w = p.partition("=")
+            items.append((name.strip(), w.strip() or 1.0))
+    for name, w in items:
+        name = str(name)
+        if not name:
+            raise InputError(f"empty engagement type name in types {spec!r}")
+        try:
+            weight = float(1.0 if w is None else w)
+        except (TypeError, ValueError):
+            raise InputError(f"engagement type {name!r}: weight {w!r} is not a number") from None
+        if not np.isfinite(weight):
+            raise InputError(f"engagement type {name!r}: weight must be finite, got {w!r}")
+        if name in out:
+            raise InputError(f"engagement type {name!r} listed twice in types")
+        out[name] = weight
+    return out
+
+
+def _as_list(value: Any) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, (str, os.PathLike)):
+        return [p.strip() for p in str(value).split(",") if p.strip()] if isinstance(value, str) else [str(value)]
+    return [str(v) for v in value]
+
+
+@dataclass
+class BuildConfig:
+    """Everything `coengage graph build` needs; loadable from YAML (same keys as the flags).
+
+    Column names are configurable because every platform's logs look different. A column
+    option set to ``none`` is not read: without a type column every row is one engagement
+    type named ``engaged``; without a time column every timestamp is 0.
+    """
+
+    log: list[str] = field(default_factory=list)  # log files or globs (CSV/TSV/Parquet/JSONL, .gz)
+    texts: list[str] = field(default_factory=list)  # texts table files or globs
+    out: str | None = None  # GRAPH_DIR to write
+    user_col: str = "user_id"  # log column with the user id
+    item_col: str = "tweet_id"  # log column with the tweet (item) id
+    type_col: str | None = "engagement"  # log column with the engagement type
+    time_col: str | None = "timestamp"  # log column with unix seconds or ISO-8601 timestamps
+    text_id_col: str | None = None  # texts column with the tweet id (default: item_col)
+    text_cols: list[str] = field(default_factory=lambda: ["text"])  # joined with a newline
+    label_cols: list[str] | None = None  # extra texts columns to keep (None: all other scalar columns)
+    types: dict[str, float] | None = None  # type -> weight; None accepts every type with weight 1
+    unknown_types: str = "error"  # error | keep | drop (only with a types vocabulary)
+    format: str = "auto"  # log format: auto | csv | tsv | parquet | jsonl
+    texts_format: str = "auto"
+    encoding: str = "utf-8"  # text encoding of CSV/TSV/JSONL inputs
+    strict: bool = False  # any dropped row is an error
+    chunk_rows: int = 1 << 20  # rows per chunk while streaming
+    no_dgl: bool = False  # skip the DGL binary graph.dgl
+    overwrite: bool = False  # replace an existing --out that is not a graph artifact
+    workers: int = 2  # threads encoding chunks
+
+    def __post_init__(self) -> None:
+        self.log = _as_list(self.log)
+        self.texts = _as_list(self.texts)
+        self.text_cols = _as_list(self.text_cols)
+        if self.label_cols is not None:
+            self.label_cols = _as_list(self.label_cols)
+        self.types = parse_types(self.types)
+        for name in ("type_col", "time_col", "text_id_col"):
+            v = getattr(self, name)
+            if isinstance(v, str) and v.strip().lower() in ("", "none", "null"):
+                setattr(self, name, None)
+
+    @classmethod
+    def field_names(cls) -> list[str]:
+        return [f.name for f in fields(cls)]
+
+    @classmethod
+    def from_dict(cls, d: dict, source: str = "config") -> "BuildConfig":
+        if not isinstance(d, dict):
+            raise InputError(f"{source}: expected a mapping of option: value, got {type(d).__name__}")
+        known = cls.field_names()
+        aliases = {"logs": "log", "dgl": None, "item": "item_col"}
+        kw = {}
+        for key, value in d.items():
+            k = str(key).replace("-", "_")
+            if k == "dgl":
+                kw["no_dgl"] = not bool(value)
+                continue
+            k = aliases.get(k) or k
+            if k not in known:
+                raise InputError(f"{source}: unknown option {key!r}; known options: {', '.join(known)}")
+            kw[k] = value
+        return cls(**kw)
+
+    @classmethod
+    def from_yaml(cls, path: str | os.PathLike) -> "BuildConfig":
+        import yaml
+
+        path = Path(path)
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except OSError as e:
+            raise InputError(f"{path}: cannot read config ({e})") from None
+        except yaml.YAMLError as e:
+            raise InputError(f"{path}: not valid YAML ({e})") from None
+        if isinstance(data, dict) and isinstance(data.get("graph_build"), dict):
+            data = data["graph_build"]  # allow a section in a pipeline config
+        return cls.from_dict(data, source=str(path))
+
+    def updated(self, **overrides: Any) -> "BuildConfig":
+        """A copy with the non-None overrides applied (flags over YAML)."""
+        d = asdict(self)
+        d.update({k: v for k, v in overrides.items() if v is not None})
+        return BuildConfig(**d)
+
+    def validate(self) -> None:
+        if not self.log:
+            raise InputError("no log files given (--log)")
+        if self.unknown_types not in UNKNOWN_TYPE_POLICIES:
+            raise InputError(f"unknown_types must be one of {', '.join(UNKNOWN_TYPE_POLICIES)}, got {self.unknown_types!r}")
+        if int(self.chunk_rows) < 1:
+            raise InputError(f"chunk_rows must be positive, got {self.chunk_rows}")
+        if not self.user_col or not self.item_col:
+            raise InputError("user_col and item_col are required")
+        cols = [self.user_col, self.item_col, self.type_col, self.time_col]
+        named = [c for c in cols if c]
+        if len(set(named)) != len(named):
+            raise InputError(f"log columns must be distinct, got user={self.user_col!r} item={self.item_col!r} "
+                             f"type={self.type_col!r} time={self.time_col!r}")
+        if self.texts and not self.text_cols:
+            raise InputError("text_cols is empty; name the texts column(s) holding the text")
+        for c in self.label_cols or []:
+            if c in RESERVED_TEXT_COLUMNS:
+                raise InputError(f"label column {c!r} clashes with a column the graph writes ({', '.join(RESERVED_TEXT_COLUMNS)})")
+        ingest.detect_format("x.csv", self.format)
+        ingest.detect_format("x.csv", self.texts_format)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+# --------------------------------------------------------------------------------------------
+# per-chunk encoding (runs in worker threads)
+# --------------------------------------------------------------------------------------------
+
+def _single_array(col) -> pa.Array:
+    if isinstance(col, pa.ChunkedArray):
+        return col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
+    return col
+
+
+def encode_ids(col) -> tuple[np.ndarray, pa.Array]:
+    """Chunk-local ids: ``(codes int32 with -1 for null/blank ids, dictionary of string ids)``."""
+    arr = _single_array(col)
+    if pa.types.is_null(arr.type):
+        return np.full(len(arr), -1, np.int32), pa.array([], pa.string())
+    if not pa.types.is_dictionary(arr.type):
+        arr = pc.dictionary_encode(arr)
+    dictionary = arr.dictionary
+    if not pa.types.is_string(dictionary.type):
+        if pa.types.is_floating(dictionary.type):
+            raise InputError(f"ids are floating-point numbers ({dictionary.type}); ids must be strings or integers")
+        dictionary = dictionary.cast(pa.string())
+    indices = arr.indices
+    if indices.null_count:
+        indices = pc.fill_null(indices, -1)
+    codes = indices.to_numpy(zero_copy_only=False).astype(np.int32, copy=False)
+    blank = pc.equal(pc.utf8_trim_whitespace(dictionary), "")
+    blank = pc.fill_null(blank, True).to_numpy(zero_copy_only=False)
+    if blank.any():
+        remap = np.arange(len(dictionary) + 1, dtype=np.int32)
+        remap[:-1][blank] = -1
+        remap[-1] = -1  # code -1 stays -1 (remap[-1])
+        codes = remap[codes]
+    return codes, dictionary
+
+
+_UNIT_DIV = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}
+
+
+def parse_times(col) -> tuple[np.ndarray, np.ndarray]:
+    """``(unix seconds int64, ok bool)`` from integers, floats, timestamps or strings
+    (integer/decimal unix seconds or ISO-8601)."""
+    arr = _single_array(col)
+    n = len(arr)
+    t = arr.type
+    if pa.types.is_dictionary(t):
+        arr = arr.cast(t.value_type)
+        t = arr.type
+    if pa.types.is_null(t):
+        return np.zeros(n, np.int64), np.zeros(n, bool)
+    if pa.types.is_integer(t):
+        ok = np.ones(n, bool) if arr.null_count == 0 else arr.is_valid().to_numpy(zero_copy_only=False)
+        vals = pc.fill_null(arr, 0) if arr.null_count else arr
+        return vals.to_numpy(zero_copy_only=False).astype(np.int64, copy=False), ok
+    if pa.types.is_floating(t):
+        v = pc.fill_null(arr, np.nan).to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
+        ok = np.isfinite(v) & (np.abs(v) < 9e15)
+        return np.where(ok, np.floor(np.where(ok, v, 0)), 0).astype(np.int64), ok
+    if pa.types.is_timestamp(t):
+        ok = arr.is_valid().to_numpy(zero_copy_only=False)
+        raw = pc.fill_null(arr.cast(pa.int64()), 0).to_numpy(zero_copy_only=False)
+        return np.floor_divide(raw, _UNIT_DIV[t.unit]).astype(np.int64), ok
+    if pa.types.is_date(t):
+        ok = arr.is_valid().to_numpy(zero_copy_only=False)
+        days = pc.fill_null(arr.cast(pa.date32()).cast(pa.int32()), 0).to_numpy(zero_copy_only=False)
+        return days.astype(np.int64) * 86400, ok
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        try:  # fast path: every value is an integer
+            if arr.null_count == 0:
+                return pc.cast(arr, pa.int64()).to_numpy(zero_copy_only=False), np.ones(n, bool)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            pass
+        return _parse_time_strings(arr)
+    raise InputError(f"timestamp column has type {t}; expected unix seconds (integer or decimal) or ISO-8601 strings")
+
+
+def _parse_time_strings(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    import pandas as pd
+
+    s = pd.Series(arr.to_numpy(zero_copy_only=False), dtype=object)
+    num = pd.to_numeric(s, errors="coerce").to_numpy(dtype=np.float64)
+    ok = np.isfinite(num) & (np.abs(num) < 9e15)
+    out = np.zeros(len(s), np.int64)
+    out[ok] = np.floor(num[ok]).astype(np.int64)
+    rest = ~ok & s.notna().to_numpy() & (s.astype(str).str.strip() != "").to_numpy()
+    if rest.any():
+        dt = pd.to_datetime(s[rest], format="ISO8601", utc=True, errors="coerce")
+        good = dt.notna().to_numpy()
+        secs = np.zeros(len(dt), np.int64)
+        secs[good] = dt[good].to_numpy(dtype="datetime64[s]").astype(np.int64)
+        idx = np.flatnonzero(rest)
+        out[idx[good]] = secs[good]
+        ok[idx[good]] = True
+    return out, ok
+
+
+@dataclass
+class _Chunk:
+    """One encoded chunk: rows kept and their chunk-local codes."""
+
+    users: np.ndarray  # int32 codes into user_dict
+    user_dict: pa.Array
+    tweets: np.ndarray  # int32 codes into tweet_dict
+    tweet_dict: pa.Array
+    types: np.ndarray  # int32 codes into type_dict
+    type_dict: list[str]
+    times: np.ndarray  # int64
+    rows: int  # rows read
+    dropped: dict[str, int]
+    first_bad: dict[str, int]  # reason -> first bad row index within the chunk
+
+
+def _compact(codes: np.ndarray, dictionary: pa.Array) -> tuple[np.ndarray, pa.Array]:
+    """Drop dictionary entries no kept row uses (so every node has an edge)."""
+    if len(codes) == 0:
+        return codes, dictionary.slice(0, 0)
+    used = np.bincount(codes, minlength=len(dictionary)) > 0
+    if used.all():
+        return codes, dictionary
+    newidx = (np.cumsum(used) - 1).astype(np.int32)
+    return newidx[codes], dictionary.filter(pa.array(used))
+
+
+def encode_chunk(table: pa.Table, cfg: BuildConfig) -> _Chunk:
+    n = table.num_rows
+    users, user_dict = encode_ids(table.column(cfg.user_col))
+    tweets, tweet_dict = encode_ids(table.column(cfg.item_col))
+    if cfg.type_col:
+        types, tdict = encode_ids(table.column(cfg.type_col))
+        type_dict = [str(x) for x in tdict.to_pylist()]
+    else:
+        types, type_dict = np.zeros(n, np.int32), ["engaged"]
+    if cfg.time_col:
+        times, time_ok = parse_times(table.column(cfg.time_col))
+    else:
+        times, time_ok = np.zeros(n, np.int64), np.ones(n, bool)
+    bad = {
+        "empty_user": users < 0,
+        "empty_tweet": tweets < 0,
+        "empty_type": types < 0,
+        "bad_timestamp": ~time_ok,
+    }
+    dropped, first_bad = {}, {}
+    keep = np.ones(n, bool)
+    for reason, mask in bad.items():
+        m = mask & keep
+        k = int(m.sum())
+        if k:
+            dropped[reason] = k
+            first_bad[reason] = int(np.argmax(m))
+            keep &= ~mask
+    if not keep.all():
+        users, tweets, types, times = users[keep], tweets[keep], types[keep], times[keep]
+    users, user_dict = _compact(users, user_dict)
+    tweets, tweet_dict = _compact(tweets, tweet_dict)
+    return _Chunk(users, user_dict, tweets, tweet_dict, types, type_dict, times, n, dropped, first_bad)
+
+
+# --------------------------------------------------------------------------------------------
+# the build
+# --------------------------------------------------------------------------------------------
+
+def _row_where(path: Path, fmt: str, row0: int) -> str:
+    """Human position of data row ``row0`` (0-based) of a file."""
+    row = row0 + 1
+    if fmt in ("csv", "tsv"):
+        return f"row {row} (line {row + 1})"
+    if fmt == "jsonl":
+        return f"row {row} (line {row} if the file has no blank lines)"
+    return f"row {row}"
+
+
+_REASON_TEXT = {
+    "empty_user": "empty user id",
+    "empty_tweet": "empty tweet id",
+    "empty_type": "empty engagement type",
+    "bad_timestamp": "timestamp that is neither unix seconds nor ISO-8601",
+    "unknown_type": "engagement type not in the configured types",
+}
+
+
+class _TypeVocab:
+    """Engagement types: a fixed vocabulary from the config, or discovered from the data."""
+
+    def __init__(self, cfg: BuildConfig):
+        self.fixed = cfg.types is not None
+        self.policy = cfg.unknown_types
+        self.names: list[str] = list(cfg.types or {})
+        self.weights: dict[str, float] = dict(cfg.types or {})
+        self.index = {n: i for i, n in enumerate(self.names)}
+
+    def lookup(self, chunk_types: list[str], where: str) -> np.ndarray:
+        """Global type index per chunk type code; -2 marks a type to drop."""
+        out = np.empty(len(chunk_types), np.int32)
+        for i, name in enumerate(chunk_types):
+            if name not in self.index:
+                if self.fixed and self.policy == "error":
+                    raise InputError(
+                        f"{where}: unknown engagement type {name!r}; known types: {', '.join(self.names)}. "
+                        "Add it to --types, or pass --unknown-types keep|drop"
+                    )
+                if self.fixed and self.policy == "drop":
+                    out[i] = -2
+                    continue
+                self.index[name] = len(self.names)
+                self.names.append(name)
+                self.weights[name] = 1.0
+            out[i] = self.index[name]
+        return out
+
+    def final_order(self) -> tuple[list[str], np.ndarray]:
+        """Relations in etype order and the map from discovery index to etype."""
+        if self.fixed:
+            return list(self.names), np.arange(len(self.names), dtype=np.int8)
+        order = sorted(self.names)
+        remap = np.array([order.index(n) for n in self.names], dtype=np.int8)
+        return order, remap
+
+
+def check_out_dir(out: str | os.PathLike, overwrite: bool) -> None:
+    """Refuse to replace an existing --out unless it is a graph artifact, empty, or --overwrite."""
+    out = Path(out)
+    if not out.exists():
+        return
+    if overwrite:
+        return
+    if out.is_dir():
+        if not any(out.iterdir()):
+            return
+        manifest = out / "manifest.json"
+        if manifest.exists():
+            try:
+                import json
+
+                if json.loads(manifest.read_text()).get("kind") == KIND:
+                    log.info("replacing the existing graph artifact %s", out)
+                    return
+            except (OSError, ValueError):
+                pass
+    raise ArtifactError(f"{out} exists and is not a graph artifact; pass --overwrite to replace it, or choose another --out")
+
+
+def _unify(dicts: list[pa.Array]) -> tuple[pa.Array, list[np.ndarray]]:
+    """Global ids (first appearance) for a list of chunk dictionaries, and each chunk's map."""
+    if not dicts:
+        return pa.array([], pa.string()), []
+    encoded = pa.chunked_array(dicts, type=pa.string()).dictionary_encode()
+    maps = [c.indices.to_numpy(zero_copy_only=False).astype(np.int32, copy=False) for c in encoded.chunks]
+    if encoded.num_chunks:
+        ids = encoded.chunk(encoded.num_chunks - 1).dictionary
+    else:
+        ids = pa.array([], pa.string())
+    # empty dictionaries may produce no chunk; keep lengths aligned
+    if len(maps) != len(dicts):
+        it = iter(maps)
+        maps = [next(it) if len(d) else np.zeros(0, np.int32) for d in dicts]
+    return ids, maps
+
+
+def _progress(total: int | None):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, unit="rows", unit_scale=True, desc="graph build", disable=None, leave=False)
+
+
+def read_logs(cfg: BuildConfig, paths: list[Path]) -> dict:
+    """Stream and encode every log file; return the edge arrays and bookkeeping."""
+    fmts = [ingest.detect_format(p, cfg.format) for p in paths]
+    required = {"user": cfg.user_col, "tweet": cfg.item_col}
+    if cfg.type_col:
+        required["type"] = cfg.type_col
+    if cfg.time_col:
+        required["time"] = cfg.time_col
+    for p, fmt in zip(paths, fmts):  # check every header before reading anything
+        ingest.require_columns(p, ingest.read_header(p, fmt, cfg.encoding), required)
+    columns = list(required.values())
+    hints = [ingest.file_rows_hint(p, f) for p, f in zip(paths, fmts)]
+    total = sum(hints) if all(h is not None for h in hints) else None
+
+    vocab = _TypeVocab(cfg)
+    chunks: list[_Chunk] = []
+    dropped = {r: 0 for r in DROP_REASONS}
+    rows_read = 0
+    bar = _progress(total)
+    workers = max(1, int(cfg.workers))
+    try:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            for path, fmt in zip(paths, fmts):
+                stream = ingest.iter_chunks(path, columns, fmt=fmt, chunk_rows=cfg.chunk_rows, encoding=cfg.encoding,
+                                            string_columns=[cfg.time_col] if cfg.time_col else [],
+                                            dictionary_columns=[c for c in (cfg.user_col, cfg.item_col, cfg.type_col) if c])
+                pending: deque = deque()
+                row0 = 0
+
+                def consume(item):
+                    nonlocal row0, rows_read
+                    fut = item
+                    ch: _Chunk = fut.result()
+                    _absorb(ch, path, fmt, row0, cfg, vocab, dropped)
+                    row0 += ch.rows
+                    rows_read += ch.rows
+                    if len(ch.users):
+                        chunks.append(ch)
+                    bar.update(ch.rows)
+
+                for table in stream:
+                    pending.append(pool.submit(encode_chunk, table, cfg))
+                    while len(pending) > workers:
+                        consume(pending.popleft())
+                while pending:
+                    consume(pending.popleft())
+    finally:
+        bar.close()
+
+    relations, etype_remap = vocab.final_order()
+    user_ids, umaps = _unify([c.user_dict for c in chunks])
+    tweet_ids, tmaps = _unify([c.tweet_dict for c in chunks])
+    n = sum(len(c.users) for c in chunks)
+    users = np.empty(n, np.int32)
+    tweets = np.empty(n, np.int32)
+    etypes = np.empty(n, np.int8)
+    times = np.empty(n, np.int64)
+    pos = 0
+    for i in range(len(chunks)):
+        ch = chunks[i]
+        k = len(ch.users)
+        np.take(umaps[i], ch.users, out=users[pos:pos + k])
+        np.take(tmaps[i], ch.tweets, out=tweets[pos:pos + k])
+        np.take(etype_remap, ch.types, out=etypes[pos:pos + k])
+        times[pos:pos + k] = ch.times
+        pos += k
+        chunks[i] = None  # free as we go
+    return {
+        "user_ids": user_ids, "tweet_ids": tweet_ids, "users": users, "tweets": tweets, "etypes": etypes,
+        "times": times, "relations": relations, "type_weights": {r: vocab.weights[r] for r in relations},
+        "dropped": dropped, "rows_read": rows_read,
+    }
+
+
+def _absorb(ch: _Chunk, path: Path, fmt: str, row0: int, cfg: BuildConfig, vocab: _TypeVocab, dropped: dict) -> None:
+    """Main-thread part of a chunk: type vocabulary, drop accounting, --strict."""
+    where = f"{path}"
+    if cfg.strict and ch.dropped:
+        reason = min(ch.first_bad, key=ch.first_bad.get)
+        raise InputError(
+            f"{path}: {_row_where(path, fmt, row0 + ch.first_bad[reason])}: {_REASON_TEXT[reason]} "
+            f"(column {_reason_column(reason, cfg)!r}); --strict makes dropped rows fatal"
+        )
+    for reason, k in ch.dropped.items():
+        dropped[reason] += k
+    lookup = vocab.lookup(ch.type_dict, where)
+    if len(ch.types):
+        types = lookup[ch.types]
+        drop = types == -2
+        if drop.any():
+            k = int(drop.sum())
+            if cfg.strict:
+                raise InputError(f"{path}: {k} rows with an engagement type not in --types; --strict makes dropped rows fatal")
+            dropped["unknown_type"] += k
+            keep = ~drop
+            ch.users, ch.tweets, ch.times, types = ch.users[keep], ch.tweets[keep], ch.times[keep], types[keep]
+            ch.users, ch.user_dict = _compact(ch.users, ch.user_dict)
+            ch.tweets, ch.tweet_dict = _compact(ch.tweets, ch.tweet_dict)
+        ch.types = types
+
+
+def _reason_column(reason: str, cfg: BuildConfig) -> str | None:
+    return {"empty_user": cfg.user_col, "empty_tweet": cfg.item_col, "empty_type": cfg.type_col,
+            "bad_timestamp": cfg.time_col, "unknown_type": cfg.type_col}[reason]
+
+
+def _texts_required(cfg: BuildConfig) -> list[tuple[str, str]]:
+    pairs = [("text id", cfg.text_id_col or cfg.item_col)]
+    pairs += [("text", c) for c in cfg.text_cols]
+    pairs += [("label", c) for c in cfg.label_cols or []]
+    return pairs
+
+
+def read_texts(cfg: BuildConfig, paths: list[Path]):
+    """The texts table as a DataFrame with columns tweet_id, text and label columns."""
+    import pandas as pd
+
+    id_col = cfg.text_id_col or cfg.item_col
+    frames = []
+    for path in paths:
+        fmt = ingest.detect_format(path, cfg.texts_format)
+        present = ingest.read_header(path, fmt, cfg.encoding)
+        ingest.require_columns(path, present, _texts_required(cfg))
+        if cfg.label_cols is None:
+            labels = [c for c in present if c != id_col and c not in cfg.text_cols and c not in RESERVED_TEXT_COLUMNS]
+        else:
+            labels = list(cfg.label_cols)
+        columns = list(dict.fromkeys([id_col] + list(cfg.text_cols) + labels))
+        table = ingest.read_table(path, columns, fmt=fmt, encoding=cfg.encoding, string_columns=[id_col] + list(cfg.text_cols))
+        ids = table.column(id_col)
+        if pa.types.is_floating(ids.type):
+            raise InputError(f"{path}: text id column {id_col!r} holds floating-point numbers; ids must be strings or integers")
+        ids = pc.cast(ids, pa.string())
+        parts = []
+        for c in cfg.text_cols:
+            col = table.column(c)
+            if not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
+                col = pc.cast(col, pa.string())
+            col = pc.if_else(pc.equal(pc.utf8_trim_whitespace(col), ""), pa.scalar(None, pa.string()), col)
+            parts.append(col)
+        text = pc.binary_join_element_wise(*parts, "\n", null_handling="skip") if len(parts) > 1 else parts[0]
+        frame = {"tweet_id": ids.to_pandas(), "text": pc.fill_null(text, "").to_pandas()}
+        for c in labels:
+            col = table.column(c)
+            if pa.types.is_nested(col.type):
+                if cfg.label_cols is not None:
+                    raise InputError(f"{path}: label column {c!r} is nested ({col.type}); labels must be scalar")
+                continue
+            frame[c] = col.to_pandas()
+        frames.append(pd.DataFrame(frame))
+    if not frames:
+        return None
+    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+
+
+def _fingerprints(paths: Iterable[Path], role: str) -> list[dict]:
+    out = []
+    for p in paths:
+        out.append({"role": role, "path": str(Path(p).resolve()), "bytes": Path(p).stat().st_size,
+                    "fingerprint": file_fingerprint(p)})
+    return out
+
+
+def build_graph(cfg: BuildConfig, out: str | os.PathLike | None = None) -> GraphArtifact:
+    """Build GRAPH_DIR from ``cfg``; nothing is written unless the whole build succeeds."""
+    from graph.writer import write_graph
+
+    t0 = time.perf_counter()
+    out = out or cfg.out
+    if not out:
+        raise InputError("no output directory given (--out)")
+    cfg = cfg.updated(out=str(out))
+    cfg.validate()
+    check_out_dir(out, cfg.overwrite)
+    log_paths = ingest.expand_paths(cfg.log, "log")
+    text_paths = ingest.expand_paths(cfg.texts, "texts") if cfg.texts else []
+    for p in text_paths:  # check texts headers before the long part
+        fmt = ingest.detect_format(p, cfg.texts_format)
+        ingest.require_columns(p, ingest.read_header(p, fmt, cfg.encoding), _texts_required(cfg))
+
+    inputs = _fingerprints(log_paths, "log") + _fingerprints(text_paths, "texts")
+    data = read_logs(cfg, log_paths)
+    t_read = time.perf_counter()
+    if len(data["users"]) == 0:
+        reasons = ", ".join(f"{k}={v}" for k, v in data["dropped"].items() if v) or "none"
+        raise InputError(
+            f"no edges to build a graph from: {data['rows_read']} rows read from {len(log_paths)} file(s), "
+            f"all dropped (dropped: {reasons})" if data["rows_read"] else
+            f"no edges to build a graph from: the log file(s) {', '.join(map(str, log_paths))} have no data rows"
+        )
+    texts = read_texts(cfg, text_paths) if text_paths else None
+    t_texts = time.perf_counter()
+    total_dropped = sum(data["dropped"].values())
+    if total_dropped:
+        log.warning("dropped %d of %d rows: %s", total_dropped, data["rows_read"],
+                    ", ".join(f"{k}={v}" for k, v in data["dropped"].items() if v))
+    extra = {
+        "rows_read": int(data["rows_read"]),
+        "inputs": inputs,
+        "config": cfg.to_dict(),
+        "timing": {"read_s": round(t_read - t0, 3), "texts_s": round(t_texts - t_read, 3)},
+    }
+    artifact = write_graph(
+        out,
+        user_ids=data["user_ids"], tweet_ids=data["tweet_ids"],
+        users=data["users"], tweets=data["tweets"], etypes=data["etypes"], times=data["times"],
+        relations=data["relations"], type_weights=data["type_weights"],
+        texts=texts, dropped=data["dropped"], extra=extra, write_dgl_binary=not cfg.no_dgl,
+    )
+    log.info("built %s in %.1f s (%d rows read)", out, time.perf_counter() - t0, data["rows_read"])
+    return artifact
