@@ -128,8 +128,8 @@ def attach_texts(texts, tweet_ids: np.ndarray):
     return texts[cols], stats
 
 
-def write_dgl(directory: Path, ut: CSR, relations: Sequence[str], type_weights: dict, num_users: int, num_tweets: int) -> None:
-    """Save the DGL heterograph (imports dgl and torch)."""
+def make_dgl_graph(ut: CSR, relations: Sequence[str], type_weights: dict, num_users: int, num_tweets: int):
+    """The DGL heterograph of a user->tweet CSR (imports dgl and torch)."""
     import dgl
     import torch
 
@@ -152,6 +152,14 @@ def write_dgl(directory: Path, ut: CSR, relations: Sequence[str], type_weights: 
     for etype, ed in edata.items():
         for k, v in ed.items():
             g.edges[etype].data[k] = v
+    return g
+
+
+def write_dgl(directory: Path, ut: CSR, relations: Sequence[str], type_weights: dict, num_users: int, num_tweets: int) -> None:
+    """Save the DGL heterograph as ``directory/graph.dgl``."""
+    import dgl
+
+    g = make_dgl_graph(ut, relations, type_weights, num_users, num_tweets)
     dgl.save_graphs(str(directory / "graph.dgl"), [g])
 
 
