@@ -1,0 +1,27 @@
+"""TwHIN embeddings of the user-tweet graph (`coengage graph embed`).
+
+Modules, one concern each:
+
+* :mod:`graph.embed.config`     -- :class:`EmbedConfig`, validated, every field explained
+* :mod:`graph.embed.data`       -- training edges from the DGL heterograph; the held-out split
+* :mod:`graph.embed.negatives`  -- shared negatives per chunk, uniform and degree-proportional
+* :mod:`graph.embed.model`      -- the translation score f(u, t, r) = (u + r)^T t and the logistic loss
+* :mod:`graph.embed.train`      -- the training loop (DGL NodeEmbedding + SparseAdagrad), checkpoints, resume
+* :mod:`graph.embed.evaluation` -- link-prediction MRR / HITS@k, nearest-neighbour label agreement
+* :mod:`graph.embed.io`         -- EMB_DIR on disk; :func:`load_embeddings` (numpy only)
+
+Importing this package imports neither dgl nor torch: mining/ and lm/ may call
+:func:`load_embeddings`. The trainer is imported on first use of :func:`train_embeddings`.
+"""
+
+from graph.embed.config import EmbedConfig
+from graph.embed.io import Embeddings, load_embeddings
+
+__all__ = ["EmbedConfig", "Embeddings", "load_embeddings", "train_embeddings"]
+
+
+def train_embeddings(*args, **kwargs):
+    """Train TwHIN embeddings; see :func:`graph.embed.train.train_embeddings`."""
+    from graph.embed.train import train_embeddings as _train
+
+    return _train(*args, **kwargs)

@@ -1,0 +1,268 @@
+"""Training loop of `coengage graph embed`: DGL sparse node tables, shared negatives, checkpoints.
+
+* user and tweet tables are ``dgl.nn.NodeEmbedding`` trained with ``dgl.optim.SparseAdagrad``
+  (only the rows a batch touched are read and updated; DGL averages the gradients of a row that
+  occurs several times in a batch); relation vectors are a dense parameter with ``torch.optim.Adagrad``;
+* each batch is cut into chunks whose positives share negatives (:mod:`graph.embed.negatives`),
+  so the loss is a few batched matrix products (:mod:`graph.embed.model`);
+* epoch e draws its edge order and negatives from a generator seeded by (seed, e) alone, so a run
+  resumed from the checkpoint after epoch e continues exactly as an uninterrupted run would;
+* after every epoch the held-out edges are ranked (:mod:`graph.embed.evaluation`) and a checkpoint
+  is written atomically to ``<EMB_DIR>.checkpoint``; the final EMB_DIR is written atomically and the
+  checkpoint removed.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from coengage.artifacts import atomic_dir, read_manifest, write_json
+from coengage.errors import ArtifactError
+from graph.artifact import GraphArtifact, load
+from graph.embed import model
+from graph.embed.config import EmbedConfig
+from graph.embed.data import EdgeSet, graph_edges, split_edges
+from graph.embed.evaluation import TranslationScorer, link_prediction_metrics, link_prediction_ranks
+from graph.embed.io import write_embeddings
+from graph.embed.negatives import NegativeSampler
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_KIND = "coengage.embeddings.checkpoint"
+_names = itertools.count()
+
+
+def checkpoint_dir(out: str | os.PathLike) -> Path:
+    out = Path(out)
+    return out.with_name(out.name + ".checkpoint")
+
+
+def available_cores() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _seed(*parts: int) -> int:
+    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1, dtype=np.uint64)[0]) >> 1
+
+
+def _node_embedding(num: int, dim: int, kind: str, init: np.ndarray):
+    import dgl
+
+    name = f"coengage_{kind}_{os.getpid()}_{next(_names)}"
+    src = torch.from_numpy(init)
+
+    def init_func(t):
+        t.copy_(src)
+        return t
+
+    return dgl.nn.NodeEmbedding(num, dim, name, init_func=init_func)
+
+
+class TwHINModel:
+    """The trainable state: two NodeEmbedding tables, relation vectors and their optimisers."""
+
+    def __init__(self, num_users: int, num_tweets: int, num_relations: int, config: EmbedConfig):
+        import dgl
+
+        self.config = config
+        d = config.dim
+        rng = np.random.default_rng(np.random.SeedSequence([config.seed, 0x1717]))
+        std = config.init_scale / np.sqrt(d)
+        self.user = _node_embedding(num_users, d, "user", (rng.standard_normal((num_users, d)) * std).astype(np.float32))
+        self.tweet = _node_embedding(num_tweets, d, "tweet", (rng.standard_normal((num_tweets, d)) * std).astype(np.float32))
+        self.relation = torch.nn.Parameter(torch.zeros(num_relations, d))
+        self.sparse_opt = dgl.optim.SparseAdagrad([self.user, self.tweet], lr=config.lr)
+        self.dense_opt = torch.optim.Adagrad([self.relation], lr=config.relation_lr)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {"user": self.user.weight.numpy().copy(), "tweet": self.tweet.weight.numpy().copy(),
+                "relation": self.relation.detach().numpy().copy()}
+
+    def scorer(self) -> TranslationScorer:
+        return TranslationScorer(self.user.weight.numpy(), self.tweet.weight.numpy(), self.relation.detach().numpy())
+
+    def state(self) -> dict[str, np.ndarray]:
+        """Everything a resumed run needs, as arrays."""
+        s = self.arrays()
+        s["user_adagrad"] = self.user.optm_state[0].numpy().copy()
+        s["tweet_adagrad"] = self.tweet.optm_state[0].numpy().copy()
+        st = self.dense_opt.state.get(self.relation, {})
+        s["relation_adagrad"] = st["sum"].numpy().copy() if "sum" in st else np.zeros_like(s["relation"])
+        s["relation_steps"] = np.asarray([float(st["step"]) if "step" in st else 0.0])
+        return s
+
+    def load_state(self, s: dict[str, np.ndarray]) -> None:
+        with torch.no_grad():
+            self.user.weight.copy_(torch.from_numpy(s["user"]))
+            self.tweet.weight.copy_(torch.from_numpy(s["tweet"]))
+            self.user.optm_state[0].copy_(torch.from_numpy(s["user_adagrad"]))
+            self.tweet.optm_state[0].copy_(torch.from_numpy(s["tweet_adagrad"]))
+            self.relation.copy_(torch.from_numpy(s["relation"]))
+        if s["relation_steps"][0] > 0:
+            self.dense_opt.state[self.relation] = {"step": torch.tensor(float(s["relation_steps"][0])),
+                                                   "sum": torch.from_numpy(s["relation_adagrad"]).clone()}
+
+    def train_batch(self, e: EdgeSet, idx: torch.Tensor, sampler: NegativeSampler, gen: torch.Generator) -> float:
+        """One optimiser step on the training edges at positions ``idx``; returns the mean loss."""
+        cfg = self.config
+        B = len(idx)
+        n_chunks = -(-B // cfg.chunk_size)
+        neg = sampler.sample(n_chunks, gen)
+        bu, bt, br, bw = e.users[idx], e.tweets[idx], e.rels[idx], e.weights[idx]
+        self.sparse_opt.zero_grad()
+        self.dense_opt.zero_grad()
+        # One NodeEmbedding call per (table, role): SparseAdagrad concatenates the traces, and no
+        # slice of a gathered block needs a backward of its own.
+        d = cfg.dim
+        loss = model.batch_loss(self.user(bu), self.relation[br], self.tweet(bt), bw,
+                                self.tweet(neg.tweets.reshape(-1)).view(n_chunks, -1, d),
+                                self.user(neg.users.reshape(-1)).view(n_chunks, -1, d),
+                                cfg.chunk_size, cfg.negative_reduction)
+        loss.backward()
+        self.sparse_opt.step()
+        if cfg.relation_lr > 0:
+            self.dense_opt.step()
+        return float(loss.detach())
+
+
+def _torch_edges(e: EdgeSet) -> EdgeSet:
+    return EdgeSet(torch.from_numpy(e.users), torch.from_numpy(e.tweets), torch.from_numpy(e.rels), torch.from_numpy(e.weights))
+
+
+def _save_checkpoint(path: Path, tw: TwHINModel, meta: dict) -> None:
+    with atomic_dir(path) as tmp:
+        for name, a in tw.state().items():
+            np.save(tmp / f"{name}.npy", a)
+        write_json(tmp / "manifest.json", {"kind": CHECKPOINT_KIND, "fingerprint": f"epoch-{meta['epoch']}", **meta})
+
+
+def _load_checkpoint(path: Path, graph: GraphArtifact, config: EmbedConfig) -> tuple[dict, dict]:
+    meta = read_manifest(path, kind=CHECKPOINT_KIND)
+    if meta["graph_fingerprint"] != graph.fingerprint:
+        raise ArtifactError(f"--resume: checkpoint {path} was trained on graph {meta['graph_fingerprint']}, but {graph.path} is "
+                            f"graph {graph.fingerprint}; delete the checkpoint or drop --resume")
+    if meta["training_key"] != config.training_key():
+        diff = {k: (meta["training_key"].get(k), v) for k, v in config.training_key().items() if meta["training_key"].get(k) != v}
+        raise ArtifactError(f"--resume: checkpoint {path} was written with other settings {{field: (checkpoint, now)}} = {diff}; "
+                            "resume with the same settings, or drop --resume to start over")
+    state = {p.stem: np.load(p) for p in path.glob("*.npy")}
+    return meta, state
+
+
+def _eval_edges(held: EdgeSet, config: EmbedConfig) -> EdgeSet:
+    if config.max_eval_edges and len(held) > config.max_eval_edges:
+        rng = np.random.default_rng(np.random.SeedSequence([config.seed, 0xE7]))
+        return held.take(np.sort(rng.choice(len(held), config.max_eval_edges, replace=False)))
+    return held
+
+
+def evaluate(scorer, held: EdgeSet, num_tweets: int, relations: list[str], config: EmbedConfig) -> dict:
+    ranks = link_prediction_ranks(scorer, held.users, held.rels, held.tweets, num_tweets,
+                                  num_candidates=config.eval_candidates, seed=config.seed)
+    return link_prediction_metrics(ranks, held.rels, relations)
+
+
+def train_embeddings(graph: str | os.PathLike | GraphArtifact, out: str | os.PathLike, config: EmbedConfig | None = None,
+                     resume: bool = False, progress: bool | None = None, write: bool = True) -> dict:
+    """Train TwHIN embeddings of ``graph`` and write EMB_DIR ``out``; returns its manifest.
+
+    ``resume`` continues from ``<out>.checkpoint`` (same graph and settings; ``epochs`` may grow).
+    ``progress``: tqdm bar (None = only on a terminal). ``write=False`` skips writing EMB_DIR and
+    returns the manifest with the arrays under ``"arrays"`` (benchmarks).
+    """
+    from tqdm.auto import tqdm
+
+    config = config or EmbedConfig()
+    graph = graph if isinstance(graph, GraphArtifact) else load(graph)
+    out = Path(out)
+    threads = config.threads or available_cores()
+    torch.set_num_threads(threads)
+    t_start = time.perf_counter()
+
+    edges = graph_edges(graph)
+    train_pos, held_pos = split_edges(len(edges), config.holdout, config.seed)
+    train, held = edges.take(train_pos), _eval_edges(edges.take(held_pos), config)
+    relations = graph.relations
+    log.info("training on %d edges, %d held out (%d evaluated), %d users, %d tweets, dim %d",
+             len(train), len(held_pos), len(held), graph.num_users, graph.num_tweets, config.dim)
+
+    tw = TwHINModel(graph.num_users, graph.num_tweets, len(relations), config)
+    sampler = NegativeSampler(graph.num_users, graph.num_tweets, train.users, train.tweets,
+                              config.tweet_negatives, config.user_negatives, config.degree_fraction)
+    ckpt = checkpoint_dir(out)
+    history: list[dict] = []
+    start_epoch, train_seconds, eval_seconds = 0, 0.0, 0.0
+    if resume:
+        if not (ckpt / "manifest.json").exists():
+            raise ArtifactError(f"--resume: no checkpoint at {ckpt}; run without --resume to start training")
+        meta, state = _load_checkpoint(ckpt, graph, config)
+        tw.load_state(state)
+        start_epoch, history = int(meta["epoch"]), list(meta["history"])
+        train_seconds, eval_seconds = float(meta["train_seconds"]), float(meta["eval_seconds"])
+        log.info("resuming from %s after epoch %d", ckpt, start_epoch)
+    elif ckpt.exists():
+        log.warning("ignoring the checkpoint at %s (no --resume); it will be overwritten", ckpt)
+
+    te = _torch_edges(train)
+    E = len(train)
+    metrics = None
+    for epoch in range(start_epoch, config.epochs):
+        gen = torch.Generator().manual_seed(_seed(config.seed, epoch + 1))
+        perm = torch.randperm(E, generator=gen)
+        t0 = time.perf_counter()
+        loss_sum, n_seen = 0.0, 0
+        with tqdm(total=E, unit="edge", unit_scale=True, desc=f"epoch {epoch + 1}/{config.epochs}", disable=(None if progress is None else not progress)) as bar:
+            for s in range(0, E, config.batch_size):
+                idx = perm[s:s + config.batch_size]
+                loss = tw.train_batch(te, idx, sampler, gen)
+                loss_sum += loss * len(idx)
+                n_seen += len(idx)
+                bar.update(len(idx))
+                bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
+        dt = time.perf_counter() - t0
+        train_seconds += dt
+        t1 = time.perf_counter()
+        with torch.no_grad():
+            metrics = evaluate(tw.scorer(), held, graph.num_tweets, relations, config)
+        eval_seconds += time.perf_counter() - t1
+        row = {"epoch": epoch + 1, "loss": loss_sum / max(n_seen, 1), "edges_per_s": E / dt if dt > 0 else float("inf"),
+               "seconds": dt, **{k: metrics[k] for k in ("mrr", "hits@1", "hits@10", "hits@50")}}
+        history.append(row)
+        log.info("epoch %d: loss %.4f, %.0f edges/s, held-out MRR %.4f, HITS@10 %.4f", row["epoch"], row["loss"],
+                 row["edges_per_s"], row["mrr"], row["hits@10"])
+        if write:
+            _save_checkpoint(ckpt, tw, {"epoch": epoch + 1, "graph_fingerprint": graph.fingerprint, "training_key": config.training_key(),
+                                        "config": config.to_dict(), "history": history, "train_seconds": train_seconds,
+                                        "eval_seconds": eval_seconds})
+
+    if metrics is None:  # no epoch ran in this call (epochs 0, or resumed at the end)
+        with torch.no_grad():
+            metrics = evaluate(tw.scorer(), held, graph.num_tweets, relations, config)
+    arrays = tw.arrays()
+    timing = {"train_seconds": train_seconds, "eval_seconds": eval_seconds, "total_seconds": time.perf_counter() - t_start,
+              "edges_per_s": (E * len(history) / train_seconds) if train_seconds > 0 else None, "threads": threads}
+    info = {"num_edges": {"train": int(E), "held_out": int(len(held_pos)), "evaluated": int(len(held))}}
+    result = {"metrics": metrics, "history": history, "timing": timing, "config": config.to_dict(),
+              "graph_fingerprint": graph.fingerprint, **info}
+    if write:
+        write_embeddings(out, **arrays, graph_fingerprint=graph.fingerprint, relations=relations, config=config.to_dict(),
+                         metrics=metrics, history=history, timing=timing, extra=info)
+        if ckpt.exists():
+            import shutil
+
+            shutil.rmtree(ckpt)
+        result = json.loads((out / "manifest.json").read_text())
+    else:
+        result["arrays"] = arrays
+    return result

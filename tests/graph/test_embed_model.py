@@ -1,0 +1,167 @@
+"""graph.embed pieces without training: score and loss vs a per-edge reference, negatives,
+ranking metrics on hand-made examples, EMB_DIR I/O and its fingerprint check."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from coengage.errors import ArtifactError, InputError
+from graph.embed import EmbedConfig, load_embeddings
+from graph.embed import model
+from graph.embed.evaluation import (TranslationScorer, knn_label_agreement, link_prediction_metrics, link_prediction_ranks,
+                                    random_label_agreement, rank_against_candidates, summarize_ranks)
+from graph.embed.io import write_embeddings
+from graph.embed.negatives import NegativeSampler, split_count
+
+
+def _naive_f(u, r, t):
+    return sum((u[k] + r[k]) * t[k] for k in range(len(u)))
+
+
+def _naive_softplus(x):
+    return math.log1p(math.exp(x))
+
+
+@pytest.fixture
+def tiny():
+    g = torch.Generator().manual_seed(3)
+    B, d, n, Nt, Nu = 7, 4, 3, 2, 3  # chunk size 3: chunks of 3, 3 and 1 positives
+    return dict(u=torch.randn(B, d, generator=g, dtype=torch.float64), r=torch.randn(B, d, generator=g, dtype=torch.float64),
+                t=torch.randn(B, d, generator=g, dtype=torch.float64), w=torch.tensor([1.0, 2.0, 0.5, 1.0, 3.0, 1.0, 2.0], dtype=torch.float64),
+                neg_t=torch.randn(n, Nt, d, generator=g, dtype=torch.float64), neg_u=torch.randn(n, Nu, d, generator=g, dtype=torch.float64))
+
+
+def test_chunk_scores_match_per_edge_reference(tiny):
+    u, r, t, neg_t, neg_u = (tiny[k][:6].view(2, 3, 4) if k in "urt" else tiny[k][:2] for k in ("u", "r", "t", "neg_t", "neg_u"))
+    pos, tneg, uneg = model.chunk_scores(u, r, t, neg_t, neg_u)
+    for c in range(2):
+        for i in range(3):
+            assert pos[c, i].item() == pytest.approx(_naive_f(u[c, i].tolist(), r[c, i].tolist(), t[c, i].tolist()))
+            for j in range(neg_t.shape[1]):  # corrupt the tweet: f(u, t', r)
+                assert tneg[c, i, j].item() == pytest.approx(_naive_f(u[c, i].tolist(), r[c, i].tolist(), neg_t[c, j].tolist()))
+            for j in range(neg_u.shape[1]):  # corrupt the user: f(u', t, r)
+                assert uneg[c, i, j].item() == pytest.approx(_naive_f(neg_u[c, j].tolist(), r[c, i].tolist(), t[c, i].tolist()))
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_batch_loss_matches_per_edge_reference(tiny, reduction):
+    x = tiny
+    chunk = 3
+    got = model.batch_loss(x["u"], x["r"], x["t"], x["w"], x["neg_t"], x["neg_u"], chunk, reduction).item()
+    total = 0.0
+    for i in range(7):
+        c = i // chunk  # positive i shares chunk c's negatives
+        u, r, t = x["u"][i].tolist(), x["r"][i].tolist(), x["t"][i].tolist()
+        pos_term = x["w"][i].item() * -math.log(1 / (1 + math.exp(-_naive_f(u, r, t))))
+        negs = [_naive_f(u, r, nt.tolist()) for nt in x["neg_t"][c]] + [_naive_f(nu.tolist(), r, t) for nu in x["neg_u"][c]]
+        neg_terms = [-math.log(1 / (1 + math.exp(s))) for s in negs]  # -log sigma(-f)
+        total += pos_term + (sum(neg_terms) / len(neg_terms) if reduction == "mean" else sum(neg_terms))
+    assert got == pytest.approx(total / 7, rel=1e-10)
+    assert _naive_softplus(0.0) == pytest.approx(math.log(2))
+
+
+def test_batch_loss_gradient_pulls_positive_together():
+    u = torch.zeros(1, 2, requires_grad=True)
+    t = torch.tensor([[1.0, 0.0]])
+    r = torch.zeros(1, 2)
+    loss = model.batch_loss(u, r, t, torch.ones(1), torch.tensor([[[0.0, 1.0]]]), torch.zeros(1, 1, 2), 1)
+    loss.backward()
+    # descending the loss moves u towards t (raises f(u, t, r)) and away from the negative tweet's direction
+    assert u.grad[0, 0] < 0
+    assert u.grad[0, 1] > 0
+
+
+def test_negative_sampler_mix_and_degree_proportional():
+    users = np.zeros(1000, dtype=np.int64)
+    tweets = np.concatenate([np.zeros(900, np.int64), np.arange(1, 101)])  # tweet 0 has 90% of the edges
+    assert split_count(10, 0.3) == (7, 3)
+    s = NegativeSampler(5, 1000, users, tweets, tweet_negatives=10, user_negatives=4, degree_fraction=1.0)
+    neg = s.sample(2000, torch.Generator().manual_seed(0))
+    assert neg.tweets.shape == (2000, 10) and neg.users.shape == (2000, 4)
+    assert (neg.tweets == 0).float().mean().item() == pytest.approx(0.9, abs=0.01)  # degree-proportional
+    assert (neg.users == 0).all()  # the only user with edges
+    s = NegativeSampler(5, 1000, users, tweets, 10, 4, degree_fraction=0.0)
+    neg = s.sample(2000, torch.Generator().manual_seed(0))
+    assert (neg.tweets == 0).float().mean().item() < 0.01  # uniform over 1000 tweets
+    assert neg.users.min() >= 0 and neg.users.max() == 4 and neg.tweets.max() >= 990
+
+
+def test_rank_on_hand_made_example():
+    pos = np.array([5.0, 5.0])
+    cand = np.array([[6.0, 5.0, 1.0, 7.0], [6.0, 5.0, 1.0, 7.0]])
+    is_true = np.array([[False] * 4, [False, True, False, False]])
+    # two higher, one tie (counted half); in row 2 the tie is the true tweet itself, excluded
+    assert rank_against_candidates(pos, cand, is_true).tolist() == [3.5, 3.0]
+    m = summarize_ranks(np.array([1.0, 2.0, 20.0, 100.0]))
+    assert m["mrr"] == pytest.approx((1 + 0.5 + 0.05 + 0.01) / 4)
+    assert (m["hits@1"], m["hits@10"], m["hits@50"], m["count"]) == (0.25, 0.5, 0.75, 4)
+
+
+def test_perfect_embedding_gives_mrr_one_and_per_relation():
+    n = 50
+    tweet = np.eye(n, dtype=np.float32)  # tweet j = e_j; user j = 10 e_j engages tweet j
+    user = 10 * np.eye(n, dtype=np.float32)
+    rel = np.zeros((2, n), dtype=np.float32)
+    users = np.arange(n)
+    rels = np.arange(n) % 2
+    ranks = link_prediction_ranks(TranslationScorer(user, tweet, rel), users, rels, users, n, num_candidates=1000, seed=1)
+    m = link_prediction_metrics(ranks, rels, ["fav", "reply"])
+    assert m["mrr"] == 1.0 and m["hits@1"] == 1.0
+    assert m["per_relation"]["reply"]["count"] == 25 and m["per_relation"]["fav"]["mrr"] == 1.0
+    # the worst embedding (true tweet scores lowest) ranks last among the other candidates
+    ranks = link_prediction_ranks(TranslationScorer(-user, tweet, rel), users, rels, users, n, num_candidates=1000, seed=1)
+    assert ranks.min() > 900
+
+
+def test_knn_and_random_label_agreement():
+    rng = np.random.default_rng(0)
+    centers = rng.normal(size=(3, 8)) * 10
+    labels = np.repeat(np.arange(3), 20)
+    x = centers[labels] + rng.normal(size=(60, 8)) * 0.1
+    assert knn_label_agreement(x, labels, k=5) == 1.0
+    assert knn_label_agreement(rng.normal(size=(60, 8)), labels, k=5) < 0.6
+    assert random_label_agreement(np.array(["a", "a", "b"])) == pytest.approx(2 / 6)
+
+
+def test_config_validates_and_explains():
+    with pytest.raises(InputError, match="negatives must be an even"):
+        EmbedConfig(negatives=3)
+    with pytest.raises(InputError, match="holdout"):
+        EmbedConfig(holdout=0.7)
+    assert "degree" in EmbedConfig.help("degree_fraction")
+    c = EmbedConfig(dim=8)
+    assert EmbedConfig.from_dict(c.to_dict()) == c
+
+
+def _write(tmp_path, fp="graphA"):
+    rng = np.random.default_rng(0)
+    arrays = dict(user=rng.normal(size=(4, 3)).astype(np.float32), tweet=rng.normal(size=(5, 3)).astype(np.float32),
+                  relation=np.zeros((2, 3), np.float32))
+    write_embeddings(tmp_path / "e", **arrays, graph_fingerprint=fp, relations=["fav", "rt"], config={"dim": 3},
+                     metrics={"mrr": 0.5})
+    return arrays
+
+
+def test_embeddings_round_trip_and_fingerprint_refusal(tmp_path):
+    arrays = _write(tmp_path)
+    e = load_embeddings(tmp_path / "e", graph="graphA")
+    assert np.array_equal(e.user, arrays["user"]) and np.array_equal(e.tweet, arrays["tweet"])
+    assert e.dim == 3 and e.relations == ["fav", "rt"] and e.metrics["mrr"] == 0.5
+    with pytest.raises(ArtifactError, match="graph graphA.*graph graphB"):
+        load_embeddings(tmp_path / "e", graph="graphB")
+    (tmp_path / "e" / "tweet.npy").unlink()
+    with pytest.raises(ArtifactError, match="missing tweet.npy"):
+        load_embeddings(tmp_path / "e")
+    assert not list(tmp_path.glob("e.tmp-*"))  # the atomic write left no temporary directory
+
+
+def test_loader_imports_neither_dgl_nor_torch():
+    code = ("import sys, graph.embed, graph.embed.io, graph.embed.evaluation; "
+            "bad = [m for m in ('dgl', 'torch') if m in sys.modules]; assert not bad, bad")
+    subprocess.run([sys.executable, "-c", code], check=True)
