@@ -15,11 +15,165 @@ from typing import Sequence
 
 import numpy as np
 
+from numba import njit, prange
+
 from coengage.artifacts import atomic_dir, now_iso, write_json
 from coengage.errors import InputError
 from graph.artifact import KIND, SCHEMA_VERSION, CSR, GraphArtifact, save_csr
 
 log = logging.getLogger(__name__)
+
+
+# ---- Numba kernels: plain arrays in, no Python objects -------------------------------------
+
+@njit(cache=True, nogil=True)
+def _bucket_rows(keys, n_buckets):
+    """Stable counting sort: ``(indptr int64[n_buckets+1], perm int64[n])`` grouping rows by key."""
+    n = len(keys)
+    indptr = np.zeros(n_buckets + 1, np.int64)
+    for i in range(n):
+        indptr[keys[i] + 1] += 1
+    for b in range(n_buckets):
+        indptr[b + 1] += indptr[b]
+    pos = indptr[:-1].copy()
+    perm = np.empty(n, np.int64)
+    for i in range(n):
+        k = keys[i]
+        perm[pos[k]] = i
+        pos[k] += 1
+    return indptr, perm
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _sort_segments(indptr, perm, tweets, etypes, n_types, distinct):
+    """Sort each user's rows by (tweet, etype) in place in ``perm``; count distinct pairs per user."""
+    for u in prange(len(indptr) - 1):
+        a, b = indptr[u], indptr[u + 1]
+        m = b - a
+        if m <= 1:
+            distinct[u] = m
+            continue
+        keys = np.empty(m, np.int64)
+        for j in range(m):
+            i = perm[a + j]
+            keys[j] = np.int64(tweets[i]) * n_types + np.int64(etypes[i])
+        order = np.argsort(keys, kind="mergesort")
+        seg = perm[a:b].copy()
+        d = 1
+        for j in range(m):
+            perm[a + j] = seg[order[j]]
+            if j > 0 and keys[order[j]] != keys[order[j - 1]]:
+                d += 1
+        distinct[u] = d
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _merge_segments(indptr, perm, tweets, etypes, times, counts, has_counts, out_indptr,
+                    out_tweets, out_etypes, out_times, out_counts):
+    """Write one edge per distinct (user, tweet, etype): latest time, summed count."""
+    for u in prange(len(indptr) - 1):
+        o = out_indptr[u] - 1
+        prev_t = -1
+        prev_e = -1
+        for j in range(indptr[u], indptr[u + 1]):
+            i = perm[j]
+            t = tweets[i]
+            e = etypes[i]
+            c = counts[i] if has_counts else 1
+            if t != prev_t or e != prev_e:
+                o += 1
+                out_tweets[o] = t
+                out_etypes[o] = e
+                out_times[o] = times[i]
+                out_counts[o] = c
+                prev_t = t
+                prev_e = e
+            else:
+                if times[i] > out_times[o]:
+                    out_times[o] = times[i]
+                out_counts[o] += c
+
+
+@njit(cache=True, nogil=True)
+def _transpose(indptr, indices, etype, time, count, n_cols):
+    """The same edges grouped by column: a stable counting sort, so rows stay in order."""
+    n = len(indices)
+    t_indptr = np.zeros(n_cols + 1, np.int64)
+    for j in range(n):
+        t_indptr[indices[j] + 1] += 1
+    for c in range(n_cols):
+        t_indptr[c + 1] += t_indptr[c]
+    pos = t_indptr[:-1].copy()
+    t_indices = np.empty(n, np.int32)
+    t_etype = np.empty(n, np.int8)
+    t_time = np.empty(n, np.int64)
+    t_count = np.empty(n, np.int32)
+    for r in range(len(indptr) - 1):
+        for j in range(indptr[r], indptr[r + 1]):
+            c = indices[j]
+            p = pos[c]
+            t_indices[p] = r
+            t_etype[p] = etype[j]
+            t_time[p] = time[j]
+            t_count[p] = count[j]
+            pos[c] = p + 1
+    return t_indptr, t_indices, t_etype, t_time, t_count
+
+
+def _as(a, dtype) -> np.ndarray:
+    a = np.asarray(a)
+    if a.dtype != dtype:
+        if a.size and not np.issubdtype(a.dtype, np.integer):
+            raise ValueError(f"expected integer ids, got dtype {a.dtype}")
+        a = a.astype(dtype)
+    return np.ascontiguousarray(a)
+
+
+def _check_range(name: str, arr: np.ndarray, bound: int) -> None:
+    if len(arr) and (arr.min() < 0 or arr.max() >= bound):
+        raise ValueError(f"{name} ids must lie in [0, {bound}); got [{arr.min()}, {arr.max()}]")
+
+
+def user_tweet_csr(users, tweets, etypes, times, counts=None, num_users=None, num_tweets=None, num_types=None):
+    """De-duplicate (user, tweet, etype) rows into the user->tweet CSR (sorted by user, tweet, etype).
+
+    Each edge keeps the latest time and the summed count (1 per raw row when ``counts`` is
+    None). Returns ``(csr, merged)``: ``merged`` is how many rows were folded into another.
+    Runs in O(rows) plus small per-user sorts (Numba, parallel over users).
+    """
+    users = _as(users, np.int64 if np.asarray(users).dtype == np.int64 else np.int32)
+    tweets = _as(tweets, np.int32)
+    etypes = _as(etypes, np.int8)
+    times = _as(times, np.int64)
+    n = len(users)
+    if not (len(tweets) == len(etypes) == len(times) == n):
+        raise ValueError("users, tweets, etypes and times must have the same length")
+    has_counts = counts is not None
+    counts = _as(counts, np.int32) if has_counts else np.zeros(1, np.int32)
+    if has_counts and len(counts) != n:
+        raise ValueError("counts must have the same length as users")
+    nu = int(num_users if num_users is not None else (users.max() + 1 if n else 0))
+    nt = int(num_tweets if num_tweets is not None else (tweets.max() + 1 if n else 0))
+    nr = int(num_types if num_types is not None else (etypes.max() + 1 if n else 0))
+    _check_range("user", users, nu)
+    _check_range("tweet", tweets, nt)
+    _check_range("engagement type", etypes, max(nr, 1))
+    indptr, perm = _bucket_rows(users, nu)
+    distinct = np.empty(nu, np.int64)
+    _sort_segments(indptr, perm, tweets, etypes, max(nr, 1), distinct)
+    out_indptr = np.zeros(nu + 1, np.int64)
+    np.cumsum(distinct, out=out_indptr[1:])
+    e = int(out_indptr[-1])
+    out = CSR(out_indptr, np.empty(e, np.int32), np.empty(e, np.int8), np.empty(e, np.int64), np.empty(e, np.int32))
+    _merge_segments(indptr, perm, tweets, etypes, times, counts, has_counts, out_indptr,
+                    out.indices, out.etype, out.time, out.count)
+    return out, int(n - e)
+
+
+def transpose_csr(csr: CSR, n_cols: int) -> CSR:
+    """The tweet->user CSR of a user->tweet CSR (rows sorted by user, then etype, per tweet)."""
+    return CSR(*_transpose(np.asarray(csr.indptr), np.asarray(csr.indices), np.asarray(csr.etype),
+                           np.asarray(csr.time), np.asarray(csr.count), int(n_cols)))
 
 
 def canonical_edges(users, tweets, etypes, times, counts=None, num_users=None, num_tweets=None, num_types=None):
@@ -28,53 +182,18 @@ def canonical_edges(users, tweets, etypes, times, counts=None, num_users=None, n
     Returns ``(users int32, tweets int32, etypes int8, times int64, counts int32, merged)``
     where ``merged`` is how many input rows were folded into an earlier one.
     """
-    users = np.asarray(users, dtype=np.int64)
-    tweets = np.asarray(tweets, dtype=np.int64)
-    etypes = np.asarray(etypes, dtype=np.int64)
-    times = np.asarray(times, dtype=np.int64)
-    counts = np.ones(len(users), dtype=np.int64) if counts is None else np.asarray(counts, dtype=np.int64)
-    n = len(users)
-    if n == 0:
-        empty = np.zeros(0, dtype=np.int64)
-        return (empty.astype(np.int32), empty.astype(np.int32), empty.astype(np.int8), empty, empty.astype(np.int32), 0)
-    nu = int(num_users if num_users is not None else users.max() + 1)
-    nt = int(num_tweets if num_tweets is not None else tweets.max() + 1)
-    nr = int(num_types if num_types is not None else etypes.max() + 1)
-    if nu * nt * nr < 2**62:
-        key = (users * nt + tweets) * nr + etypes
-        order = np.argsort(key, kind="stable")
-        key = key[order]
-        first = np.empty(n, dtype=bool)
-        first[0] = True
-        np.not_equal(key[1:], key[:-1], out=first[1:])
-    else:  # ids too large for one int64 key
-        order = np.lexsort((etypes, tweets, users))
-        su, st, se = users[order], tweets[order], etypes[order]
-        first = np.empty(n, dtype=bool)
-        first[0] = True
-        first[1:] = (su[1:] != su[:-1]) | (st[1:] != st[:-1]) | (se[1:] != se[:-1])
-    starts = np.flatnonzero(first)
-    u = users[order][starts].astype(np.int32)
-    t = tweets[order][starts].astype(np.int32)
-    e = etypes[order][starts].astype(np.int8)
-    tm = np.maximum.reduceat(times[order], starts)
-    c = np.add.reduceat(counts[order], starts).astype(np.int32)
-    return u, t, e, tm, c, int(n - len(starts))
-
-
-def _csr_from_sorted(rows: np.ndarray, n_rows: int, cols, etype, time, count) -> CSR:
-    indptr = np.zeros(n_rows + 1, dtype=np.int64)
-    np.cumsum(np.bincount(rows, minlength=n_rows), out=indptr[1:])
-    return CSR(indptr, np.ascontiguousarray(cols, dtype=np.int32), np.ascontiguousarray(etype, dtype=np.int8),
-               np.ascontiguousarray(time, dtype=np.int64), np.ascontiguousarray(count, dtype=np.int32))
+    ut, merged = user_tweet_csr(users, tweets, etypes, times, counts, num_users, num_tweets, num_types)
+    u = np.repeat(np.arange(ut.n_rows, dtype=np.int32), np.diff(ut.indptr))
+    return u, ut.indices, ut.etype, ut.time, ut.count, merged
 
 
 def build_csrs(users, tweets, etypes, times, counts, num_users: int, num_tweets: int) -> tuple[CSR, CSR]:
     """Both CSR directions from canonical edges (sorted by user, tweet, etype)."""
-    ut = _csr_from_sorted(users, num_users, tweets, etypes, times, counts)
-    order = np.argsort(tweets, kind="stable")  # stable: keeps (user, etype) order within a tweet
-    tu = _csr_from_sorted(tweets[order], num_tweets, users[order], etypes[order], times[order], counts[order])
-    return ut, tu
+    indptr = np.zeros(num_users + 1, dtype=np.int64)
+    np.cumsum(np.bincount(np.asarray(users, dtype=np.int64), minlength=num_users), out=indptr[1:])
+    ut = CSR(indptr, np.ascontiguousarray(tweets, dtype=np.int32), np.ascontiguousarray(etypes, dtype=np.int8),
+             np.ascontiguousarray(times, dtype=np.int64), np.ascontiguousarray(counts, dtype=np.int32))
+    return ut, transpose_csr(ut, num_tweets)
 
 
 def _hash_arrays(*arrays) -> str:
@@ -87,9 +206,13 @@ def _hash_arrays(*arrays) -> str:
 
 
 def _hash_strings(values) -> str:
+    """sha256 of each value's UTF-8 bytes followed by NUL (one joined update: same digest, fast)."""
     h = hashlib.sha256()
-    for v in values:
-        h.update(str(v).encode("utf-8", "surrogatepass") + b"\x00")
+    if isinstance(values, np.ndarray) and values.dtype == object:
+        values = values.tolist()
+    parts = [v if isinstance(v, str) else str(v) for v in values]
+    if parts:
+        h.update(("\x00".join(parts) + "\x00").encode("utf-8", "surrogatepass"))
     return h.hexdigest()[:16]
 
 
@@ -163,6 +286,20 @@ def write_dgl(directory: Path, ut: CSR, relations: Sequence[str], type_weights: 
     dgl.save_graphs(str(directory / "graph.dgl"), [g])
 
 
+def _id_strings(ids) -> np.ndarray:
+    """Ids as an object array of str (pyarrow arrays are converted without a Python loop)."""
+    if hasattr(ids, "to_numpy") and hasattr(ids, "type"):  # pyarrow Array / ChunkedArray
+        import pyarrow as pa
+
+        if not pa.types.is_string(ids.type):
+            ids = ids.cast(pa.string())
+        return ids.to_numpy(zero_copy_only=False)
+    ids = np.asarray(ids, dtype=object)
+    if len(ids) and not all(isinstance(v, str) for v in ids.tolist()):
+        ids = np.array([str(v) for v in ids.tolist()], dtype=object)
+    return ids
+
+
 def write_graph(
     out: str | os.PathLike,
     *,
@@ -191,18 +328,16 @@ def write_graph(
 
     relations = list(relations)
     type_weights = {r: float((type_weights or {}).get(r, 1.0)) for r in relations}
-    user_ids = np.asarray(user_ids, dtype=object)
-    tweet_ids = np.asarray(tweet_ids, dtype=object)
+    user_ids = _id_strings(user_ids)
+    tweet_ids = _id_strings(tweet_ids)
     nu, nt, nr = len(user_ids), len(tweet_ids), len(relations)
     if nr > 127:
         raise InputError(f"{nr} engagement types; at most 127 are supported")
-    u, t, e, tm, c, merged = canonical_edges(users, tweets, etypes, times, counts, nu, nt, nr)
-    if len(u) == 0:
+    if len(users) == 0:
         raise InputError("no edges left to build a graph from (every row was dropped or the input is empty)")
-    for name, arr, bound in (("user", u, nu), ("tweet", t, nt), ("engagement type", e, nr)):
-        if arr.min() < 0 or arr.max() >= bound:
-            raise ValueError(f"{name} ids must lie in [0, {bound}); got [{arr.min()}, {arr.max()}]")
-    ut, tu = build_csrs(u, t, e, tm, c, nu, nt)
+    ut, merged = user_tweet_csr(users, tweets, etypes, times, counts, nu, nt, nr)
+    tu = transpose_csr(ut, nt)
+    e, tm = ut.etype, ut.time
     text_frame, text_stats = attach_texts(texts, tweet_ids)
     num_edges = {r: int(n) for r, n in zip(relations, np.bincount(e, minlength=nr))}
     fingerprint = _hash_arrays(ut.indptr, ut.indices, ut.etype, ut.time, ut.count)
@@ -224,8 +359,8 @@ def write_graph(
     }
     manifest.update(extra or {})
     with atomic_dir(out) as tmp:
-        pq.write_table(pa.table({"user_id": pa.array(user_ids.astype(str), pa.string())}), tmp / "user_ids.parquet")
-        pq.write_table(pa.table({"tweet_id": pa.array(tweet_ids.astype(str), pa.string())}), tmp / "tweet_ids.parquet")
+        pq.write_table(pa.table({"user_id": pa.array(user_ids, pa.string())}), tmp / "user_ids.parquet")
+        pq.write_table(pa.table({"tweet_id": pa.array(tweet_ids, pa.string())}), tmp / "tweet_ids.parquet")
         save_csr(tmp, "user_tweet", ut)
         save_csr(tmp, "tweet_user", tu)
         text_frame.to_parquet(tmp / "texts.parquet", index=False)
@@ -233,5 +368,5 @@ def write_graph(
             write_dgl(tmp, ut, relations, type_weights, nu, nt)
         manifest["files"] = sorted(str(p.relative_to(tmp)) for p in tmp.rglob("*") if p.is_file()) + ["manifest.json"]
         write_json(tmp / "manifest.json", manifest)
-    log.info("wrote graph %s: %d users, %d tweets, %d edges", out, nu, nt, len(u))
+    log.info("wrote graph %s: %d users, %d tweets, %d edges", out, nu, nt, ut.n_edges)
     return GraphArtifact(out)
