@@ -228,8 +228,13 @@ def _iter_jsonl(path: Path, columns: Sequence[str], chunk_rows: int, encoding: s
                     tail = buf
                     continue
             piece, tail = buf[:cut], buf[cut:]
-            if encoding.lower().replace("-", "") not in ("utf8",):
-                piece = piece.decode(encoding).encode("utf-8")
+            try:  # pyarrow's JSON reader does not validate UTF-8: check the block here
+                decoded = piece.decode(encoding)
+            except UnicodeDecodeError as e:
+                raise undecodable_error(path, encoding, e) from None
+            if encoding.lower().replace("-", "").replace("_", "") != "utf8":
+                piece = decoded.encode("utf-8")
+            del decoded
             if piece.strip():
                 try:
                     table = pj.read_json(io.BytesIO(piece), parse_options=parse)

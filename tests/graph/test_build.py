@@ -1,0 +1,298 @@
+"""graph build: formats, column mapping, bad input, id maps, CSR vs an independent reconstruction."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from coengage.cli import main
+from coengage.errors import ArtifactError, InputError
+from graph.artifact import load
+from graph.build import BuildConfig, build_graph, parse_types
+from tests.graph.conftest import artifact_edges, reference_edges, write_frame
+
+FORMATS = ["csv", "csv.gz", "tsv", "parquet", "jsonl", "jsonl.gz"]
+KEY = ["user", "tweet", "type"]
+
+
+def _build(tmp_path, log_paths, **kw):
+    kw.setdefault("no_dgl", True)
+    cfg = BuildConfig(log=[str(p) for p in log_paths], **kw)
+    return build_graph(cfg, out=tmp_path / "g")
+
+
+def _sorted(df):
+    return df.sort_values(KEY).reset_index(drop=True)
+
+
+@pytest.mark.parametrize("ext", FORMATS)
+def test_csr_equals_independent_reconstruction(tmp_path, small_log, ext):
+    path = write_frame(small_log, tmp_path / f"log.{ext}")
+    g = _build(tmp_path, [path], chunk_rows=4)
+    ref = _sorted(reference_edges(small_log))
+    for direction in ("user_tweet", "tweet_user"):
+        got = _sorted(artifact_edges(g, direction))
+        pd.testing.assert_frame_equal(got[KEY + ["time", "count"]], ref[KEY + ["time", "count"]], check_dtype=False)
+    assert g.manifest["num_nodes"] == {"user": 4, "tweet": 4}
+    assert g.manifest["num_edges"] == {"fav": 4, "reply": 2, "retweet": 2}
+    assert g.manifest["duplicates_merged"] == 2
+    assert g.manifest["rows_read"] == 10
+    assert g.relations == ["fav", "reply", "retweet"]  # discovered types, sorted by name
+
+
+def test_csr_is_sorted_and_consistent(tmp_path, small_log):
+    g = _build(tmp_path, [write_frame(small_log, tmp_path / "log.parquet")])
+    ut, tu = g.csr("user_tweet"), g.csr("tweet_user")
+    for csr in (ut, tu):
+        assert csr.indptr.dtype == np.int64 and csr.indices.dtype == np.int32 and csr.etype.dtype == np.int8
+        assert csr.time.dtype == np.int64 and csr.count.dtype == np.int32
+        rows = np.repeat(np.arange(csr.n_rows), csr.degrees())
+        key = (rows.astype(np.int64) * 1000 + csr.indices) * 10 + csr.etype
+        assert np.all(np.diff(key) > 0)  # strictly increasing: sorted and no duplicate edges
+    assert ut.n_edges == tu.n_edges == g.num_edges
+
+
+def test_id_maps_round_trip(tmp_path, small_log):
+    g = _build(tmp_path, [write_frame(small_log, tmp_path / "log.csv")])
+    assert sorted(g.user_ids.tolist()) == sorted(small_log["user_id"].unique())
+    assert sorted(g.tweet_ids.tolist()) == sorted(small_log["tweet_id"].unique())
+    assert g.user_ids.tolist() == list(dict.fromkeys(small_log["user_id"]))  # first appearance order
+    index = g.tweet_index()
+    assert all(g.tweet_ids[index[t]] == t for t in small_log["tweet_id"])
+    # every raw row is an edge of the graph under its ids
+    edges = set(map(tuple, artifact_edges(g)[KEY].to_numpy()))
+    assert all((u, t, e) in edges for u, t, e in small_log[["user_id", "tweet_id", "engagement"]].to_numpy())
+
+
+def test_same_artifact_for_any_chunk_size_and_format(tmp_path, small_log):
+    a = build_graph(BuildConfig(log=[str(write_frame(small_log, tmp_path / "a.csv"))], chunk_rows=1, no_dgl=True), tmp_path / "ga")
+    b = build_graph(BuildConfig(log=[str(write_frame(small_log, tmp_path / "b.parquet"))], chunk_rows=1000, no_dgl=True), tmp_path / "gb")
+    assert a.fingerprint == b.fingerprint
+
+
+def test_column_mapping_flags_and_texts(tmp_path, small_log, small_texts):
+    log = small_log.rename(columns={"user_id": "who", "tweet_id": "item", "engagement": "kind", "timestamp": "ts"})
+    logp = write_frame(log, tmp_path / "log.tsv")
+    texts = small_texts.rename(columns={"tweet_id": "pid"})
+    tp = write_frame(texts, tmp_path / "texts.jsonl.gz")
+    rc = main(["graph", "build", "--log", str(logp), "--texts", str(tp), "--user-col", "who", "--item-col", "item",
+               "--type-col", "kind", "--time-col", "ts", "--text-id-col", "pid", "--text-cols", "title,text",
+               "--out", str(tmp_path / "g"), "--no-dgl"])
+    assert rc == 0
+    g = load(tmp_path / "g")
+    assert g.num_users == 4 and g.num_tweets == 4
+    t = g.texts().set_index("tweet_id")
+    assert t.loc["t1", "text"] == "Title one\nbody one"
+    assert t.loc["t2", "text"] == "Title two"  # empty body: no trailing newline
+    assert t.loc["t3", "topic"] == "a" and list(t.columns) == ["node", "text", "topic"]
+    assert all(g.tweet_ids[t.loc[i, "node"]] == i for i in t.index)
+    assert g.manifest["texts"]["not_in_graph"] == 1
+
+
+def test_yaml_config_and_flags_override(tmp_path, small_log):
+    log = small_log.rename(columns={"user_id": "uid"})
+    logp = write_frame(log, tmp_path / "log.parquet")
+    cfg = tmp_path / "build.yaml"
+    cfg.write_text(f"log: [{logp}]\nuser-col: uid\ntypes: {{fav: 1.0, retweet: 2.5, reply: 3}}\nout: {tmp_path / 'ignored'}\n")
+    assert main(["graph", "build", "--config", str(cfg), "--out", str(tmp_path / "g"), "--no-dgl"]) == 0
+    g = load(tmp_path / "g")
+    assert not (tmp_path / "ignored").exists()
+    assert g.relations == ["fav", "retweet", "reply"]  # vocabulary order
+    assert g.type_weights.tolist() == [1.0, 2.5, 3.0]
+    assert g.manifest["config"]["user_col"] == "uid"
+
+
+def test_unknown_config_key_is_listed(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("usr_col: x\n")
+    with pytest.raises(InputError, match="unknown option 'usr_col'.*user_col"):
+        BuildConfig.from_yaml(cfg)
+
+
+def test_parse_types():
+    assert parse_types("fav=1,retweet=2") == {"fav": 1.0, "retweet": 2.0}
+    assert parse_types("fav, reply") == {"fav": 1.0, "reply": 1.0}
+    assert parse_types(None) is None
+    with pytest.raises(InputError, match="not a number"):
+        parse_types("fav=x")
+
+
+def test_unknown_types_error_keep_drop(tmp_path, small_log):
+    p = write_frame(small_log, tmp_path / "log.csv")
+    with pytest.raises(InputError) as e:
+        _build(tmp_path, [p], types={"fav": 1, "retweet": 2})
+    assert "'reply'" in str(e.value) and "known types: fav, retweet" in str(e.value)
+    assert not (tmp_path / "g").exists()
+    g = _build(tmp_path, [p], types={"fav": 1, "retweet": 2}, unknown_types="drop")
+    assert g.manifest["dropped"]["unknown_type"] == int((small_log["engagement"] == "reply").sum())
+    assert g.relations == ["fav", "retweet"]
+    g = _build(tmp_path, [p], types={"fav": 1, "retweet": 2}, unknown_types="keep")
+    assert g.relations == ["fav", "retweet", "reply"] and g.type_weights.tolist() == [1, 2, 1]
+
+
+def _noisy_log(small_log):
+    bad = pd.DataFrame([
+        ("", "t1", "fav", "100"),
+        ("  ", "t2", "fav", "100"),
+        ("erin", "", "fav", "100"),
+        ("erin", "t1", "fav", "yesterday"),
+        ("erin", "t1", "fav", ""),
+        ("erin", "t2", "fav", "2021-03-04T05:06:07Z"),  # ISO-8601: kept
+        ("erin", "t3", "fav", "1600000000.7"),  # decimal seconds: kept, floored
+    ], columns=small_log.columns)
+    log = small_log.astype({"timestamp": str})
+    return pd.concat([log.iloc[:3], bad, log.iloc[3:]], ignore_index=True)
+
+
+@pytest.mark.parametrize("ext", ["csv", "jsonl"])
+def test_bad_rows_are_counted_and_dropped(tmp_path, small_log, ext):
+    p = write_frame(_noisy_log(small_log), tmp_path / f"log.{ext}")
+    g = _build(tmp_path, [p])
+    assert g.manifest["dropped"] == {"empty_user": 2, "empty_tweet": 1, "empty_type": 0, "bad_timestamp": 2, "unknown_type": 0}
+    assert "" not in g.user_ids.tolist() and "  " not in g.user_ids.tolist()
+    e = artifact_edges(g).set_index(KEY)
+    assert e.loc[("erin", "t2", "fav"), "time"] == 1614834367
+    assert e.loc[("erin", "t3", "fav"), "time"] == 1600000000
+
+
+def test_strict_names_file_and_first_bad_row(tmp_path, small_log):
+    p = write_frame(_noisy_log(small_log), tmp_path / "log.csv")
+    with pytest.raises(InputError) as e:
+        _build(tmp_path, [p], strict=True)
+    assert str(p) in str(e.value) and "row 4 (line 5)" in str(e.value) and "empty user id" in str(e.value)
+    assert not (tmp_path / "g").exists()
+
+
+def test_cli_missing_user_column_exits_nonzero_and_writes_nothing(tmp_path, small_log, capsys):
+    p = write_frame(small_log.drop(columns=["user_id"]), tmp_path / "log.csv.gz")
+    out = tmp_path / "g"
+    rc = main(["graph", "build", "--log", str(p), "--out", str(out)])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert "'user_id'" in err and str(p) in err and "columns present" in err and "Traceback" not in err
+    assert not out.exists() and not list(tmp_path.glob("g.tmp-*"))
+
+
+def test_empty_result_is_a_clear_error(tmp_path, small_log):
+    p = write_frame(small_log.assign(user_id=""), tmp_path / "log.csv")
+    with pytest.raises(InputError, match="no edges.*empty_user=10"):
+        _build(tmp_path, [p])
+    header_only = tmp_path / "empty.csv"
+    header_only.write_text("user_id,tweet_id,engagement,timestamp\n")
+    with pytest.raises(InputError, match="no data rows"):
+        _build(tmp_path, [header_only])
+    assert not (tmp_path / "g").exists()
+
+
+def test_undecodable_log_names_file_and_line(tmp_path, capsys):
+    p = tmp_path / "log.csv"
+    p.write_bytes(b"user_id,tweet_id,engagement,timestamp\na,t1,fav,1\nb\xff,t1,fav,2\n")
+    rc = main(["graph", "build", "--log", str(p), "--out", str(tmp_path / "g")])
+    err = capsys.readouterr().err
+    assert rc == 2 and str(p) in err and "line 3" in err
+    assert not (tmp_path / "g").exists()
+
+
+def test_out_dir_policy(tmp_path, small_log):
+    p = write_frame(small_log, tmp_path / "log.csv")
+    other = tmp_path / "g"
+    other.mkdir()
+    (other / "precious.txt").write_text("keep me")
+    with pytest.raises(ArtifactError, match="--overwrite"):
+        _build(tmp_path, [p])
+    assert (other / "precious.txt").exists()
+    _build(tmp_path, [p], overwrite=True)
+    assert not (other / "precious.txt").exists()
+    first = load(other).manifest["created"]
+    g = _build(tmp_path, [p], types={"fav": 1, "retweet": 1, "reply": 1})  # an artifact is replaced
+    assert g.relations == ["fav", "retweet", "reply"] and first
+
+
+def test_multiple_files_glob_and_integer_ids(tmp_path):
+    a = pd.DataFrame({"user_id": [1, 2, 3], "tweet_id": [10, 20, 10], "engagement": ["fav"] * 3, "timestamp": [1, 2, 3]})
+    b = pd.DataFrame({"user_id": [3, 4], "tweet_id": [30, 10], "engagement": ["fav", "fav"], "timestamp": [4, 5]})
+    write_frame(a, tmp_path / "part-0.parquet")
+    write_frame(b, tmp_path / "part-1.parquet")
+    g = build_graph(BuildConfig(log=[str(tmp_path / "part-*.parquet")], no_dgl=True), tmp_path / "g")
+    assert g.user_ids.tolist() == ["1", "2", "3", "4"]
+    assert g.tweet_ids.tolist() == ["10", "20", "30"]
+    assert g.num_edges == 5
+    assert [i["role"] for i in g.manifest["inputs"]] == ["log", "log"]
+    assert all(len(i["fingerprint"]) == 16 for i in g.manifest["inputs"])
+
+
+def test_dgl_graph_matches_csr(tmp_path, small_log):
+    p = write_frame(small_log, tmp_path / "log.csv")
+    g = _build(tmp_path, [p], no_dgl=False, types={"fav": 1.0, "reply": 3.0, "retweet": 2.0})
+    from graph.dglgraph import load_dgl
+
+    dg = load_dgl(g.path)
+    assert set(dg.ntypes) == {"user", "tweet"}
+    assert dg.num_nodes("user") == g.num_users and dg.num_nodes("tweet") == g.num_tweets
+    ref = artifact_edges(g)
+    for r, w in zip(g.relations, g.type_weights):
+        src, dst = dg.edges(etype=r)
+        got = pd.DataFrame({"user": g.user_ids[src.numpy()], "tweet": g.tweet_ids[dst.numpy()],
+                            "time": dg.edges[r].data["time"].numpy()}).sort_values(["user", "tweet"]).reset_index(drop=True)
+        want = ref[ref["type"] == r][["user", "tweet", "time"]].sort_values(["user", "tweet"]).reset_index(drop=True)
+        pd.testing.assert_frame_equal(got, want, check_dtype=False)
+        assert np.all(dg.edges[r].data["weight"].numpy() == w)
+        rs, rd = dg.edges(etype=f"rev_{r}")
+        assert sorted(zip(rd.tolist(), rs.tolist())) == sorted(zip(src.tolist(), dst.tolist()))
+    # built with --no-dgl: load_dgl rebuilds the same graph from the CSR
+    g2 = build_graph(BuildConfig(log=[str(p)], types={"fav": 1.0, "reply": 3.0, "retweet": 2.0}, no_dgl=True), tmp_path / "g2")
+    assert not (g2.path / "graph.dgl").exists()
+    dg2 = load_dgl(g2.path)
+    for r in g.relations:
+        assert dg2.edges(etype=r)[0].tolist() == dg.edges(etype=r)[0].tolist()
+
+
+def test_time_and_type_columns_can_be_absent(tmp_path, small_log):
+    p = write_frame(small_log[["user_id", "tweet_id"]], tmp_path / "log.csv")
+    g = _build(tmp_path, [p], type_col="none", time_col="none")
+    assert g.relations == ["engaged"]
+    assert g.num_edges == len(small_log[["user_id", "tweet_id"]].drop_duplicates())
+
+
+REDDIT = Path(__file__).resolve().parents[3] / "shared" / "data" / "reddit_college"
+
+
+@pytest.mark.slow
+def test_reddit_college_counts_match_pandas(tmp_path):
+    log_path, posts_path = REDDIT / "engagements.csv.gz", REDDIT / "posts.jsonl.gz"
+    if not log_path.exists():
+        pytest.fail(f"the reddit_college data is missing at {REDDIT}")
+    rc = main(["graph", "build", "--log", str(log_path), "--texts", str(posts_path), "--user-col", "user",
+               "--item-col", "post_id", "--type-col", "engagement", "--time-col", "timestamp",
+               "--text-cols", "title,text", "--out", str(tmp_path / "g")])
+    assert rc == 0
+    g = load(tmp_path / "g")
+    raw = pd.read_csv(log_path, dtype={"user": str, "post_id": str, "engagement": str}, keep_default_na=False)
+    empty = raw["user"].str.strip() == ""
+    kept = raw[~empty]
+    m = g.manifest
+    assert m["rows_read"] == len(raw)
+    assert m["dropped"]["empty_user"] == int(empty.sum())
+    assert sum(m["dropped"].values()) == int(empty.sum())
+    assert m["num_nodes"] == {"user": kept["user"].nunique(), "tweet": kept["post_id"].nunique()}
+    ref = kept.groupby(["user", "post_id", "engagement"]).agg(time=("timestamp", "max"), count=("timestamp", "size")).reset_index()
+    assert m["num_edges"] == ref["engagement"].value_counts().to_dict()
+    assert m["duplicates_merged"] == len(kept) - len(ref)
+    got = artifact_edges(g).rename(columns={"tweet": "post_id", "type": "engagement"})
+    merged = ref.merge(got, on=["user", "post_id", "engagement"], how="outer", suffixes=("_ref", "_got"), indicator=True)
+    assert (merged["_merge"] == "both").all()
+    assert (merged["time_ref"] == merged["time_got"]).all() and (merged["count_ref"] == merged["count_got"]).all()
+    posts = pd.read_json(posts_path, lines=True, dtype={"post_id": str})
+    texts = g.texts()
+    assert len(texts) == posts["post_id"].isin(set(g.tweet_ids)).sum()
+    assert set(texts.columns) >= {"node", "tweet_id", "text", "subreddit"}
+    one = posts.set_index("post_id").loc[texts["tweet_id"].iloc[0]]
+    assert texts["text"].iloc[0].startswith(one["title"])
+    from graph.dglgraph import load_dgl
+
+    dg = load_dgl(g.path)
+    assert {r: dg.num_edges(r) for r in g.relations} == m["num_edges"]
