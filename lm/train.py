@@ -429,13 +429,19 @@ def train(config: TrainConfig) -> Path | None:
     dist_info = D.init_from_env("cuda" if torch.cuda.is_available() and not config.device == "cpu" else "cpu")
     inputs = prepare_corpus(config)
     work, resume_from = open_workdir(config, dist_info.is_main)
-    model, tokenizer, base = build_model(config, inputs.corpus, work, dist_info.is_main)
-    trainer = Trainer(config, model, tokenizer, inputs.corpus, work, dist_info)
-    log.info("training %d steps (%s; MLM-only stage: %d steps) on %s, %s", trainer.total_steps, config.objective,
-             trainer.mlm_steps, trainer.device, trainer.autocast_dtype or "fp32")
-    if resume_from is not None:
-        trainer.load_checkpoint(resume_from)
-    finished = trainer.train(config.max_steps_per_call)
+    try:
+        model, tokenizer, base = build_model(config, inputs.corpus, work, dist_info.is_main)
+        trainer = Trainer(config, model, tokenizer, inputs.corpus, work, dist_info)
+        log.info("training %d steps (%s; MLM-only stage: %d steps) on %s, %s", trainer.total_steps,
+                 config.objective, trainer.mlm_steps, trainer.device, trainer.autocast_dtype or "fp32")
+        if resume_from is not None:
+            trainer.load_checkpoint(resume_from)
+        finished = trainer.train(config.max_steps_per_call)
+    except BaseException:
+        # A fresh run that failed before its first checkpoint leaves nothing worth resuming.
+        if resume_from is None and dist_info.is_main and not checkpoints(work):
+            shutil.rmtree(work, ignore_errors=True)
+        raise
     if not finished:
         log.info("stopped at step %d of %d; continue with --resume", trainer.step, trainer.total_steps)
         return None
