@@ -1,0 +1,196 @@
+"""`coengage mine GRAPH_DIR --method walk|coengage|knn --out PAIRS` and `coengage mine report PAIRS`.
+
+Parses arguments and calls :func:`mining.mine.mine` / :func:`mining.report.pair_report`;
+numba, faiss and matplotlib are imported only inside the command functions.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from mining.mine import METHODS
+
+DESCRIPTION = """\
+Mine positive pairs of socially similar tweets from a graph built by `coengage graph build`.
+
+Methods:
+  walk      Pixie-style random walks with restart, tweet -> user -> tweet; score = visits.
+  coengage  exact co-engagement counting (shared engagers, optionally within a time window).
+  knn       nearest tweets by cosine of their graph embeddings (--embeddings EMB_DIR from
+            `coengage graph embed`); FAISS when installed and the graph is large, exact otherwise.
+
+Every method's candidates are then cleaned, in this order: self-pairs, scores below
+--min-score, pairs with a tweet without text, pairs whose texts are identical or
+near-identical after normalisation (retweets, copy-paste), beyond --max-pairs-per-tweet per
+query tweet, the same unordered pair twice, and beyond --popularity-cap per tweet. Each drop
+is counted in the manifest written beside the output (OUT.manifest.json).
+
+Output columns: tweet_a, tweet_b (original tweet ids), score, method [, text_a, text_b].
+
+See also `coengage mine report PAIRS --graph GRAPH_DIR` (plots, figures, sample pairs).
+"""
+
+REPORT_DESCRIPTION = """\
+Write a report for a pair file: PNG plots (score histogram, pairs per tweet, popularity of
+paired tweets), report.md and report.html with the figures and sample pairs side by side,
+and summary.json. With a label column in the graph's texts (topic, subreddit, label) it
+gives the fraction of pairs whose two tweets share the label, next to the rate for random
+pairs of tweets.
+"""
+
+
+class _MineParser(argparse.ArgumentParser):
+    """`mine` takes GRAPH_DIR as its first argument, unless that argument is `report`."""
+
+    report_parser: argparse.ArgumentParser | None = None
+
+    def parse_known_args(self, args=None, namespace=None):
+        if args and args[0] == "report" and self.report_parser is not None:
+            return self.report_parser.parse_known_args(args[1:], namespace)
+        return super().parse_known_args(args, namespace)
+
+
+def _positive_int(text: str) -> int:
+    v = int(text)
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
+    return v
+
+
+def _optional_cap(text: str):
+    if text.lower() in ("none", "0", "off"):
+        return None
+    return _positive_int(text)
+
+
+def register(sub) -> None:
+    p = sub.add_parser("mine", help="mine positive tweet pairs from the graph (walk | coengage | knn)",
+                       description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter,
+                       epilog="A graph directory literally named 'report' must be given as ./report.")
+    p.__class__ = _MineParser
+    p.add_argument("graph_dir", metavar="GRAPH_DIR", help="graph artifact directory (from `coengage graph build`)")
+    p.add_argument("--method", choices=METHODS, default="walk", help="mining method (default: walk)")
+    p.add_argument("--out", required=True, metavar="PATH", help="pair file to write (atomically); "
+                   "its manifest goes to PATH.manifest.json")
+    p.add_argument("--format", dest="fmt", choices=("parquet", "tsv", "jsonl"), default=None,
+                   help="output format (default: from the file name: .tsv[.gz], .jsonl[.gz], else parquet)")
+    p.add_argument("--with-text", action="store_true", help="add text_a and text_b columns")
+    p.add_argument("--strict", action="store_true", help="fail (exit 2) instead of warning when candidate pairs "
+                   "involve tweets without text, embeddings have zero vectors, or no pair is left")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+    g = p.add_argument_group("candidates (all methods)")
+    g.add_argument("--top-k", "--k", dest="top_k", type=_positive_int, default=20,
+                   help="candidates per query tweet before post-processing: most visited (walk), most "
+                        "shared engagers (coengage), nearest (knn) (default: 20)")
+
+    g = p.add_argument_group("post-processing (all methods)")
+    g.add_argument("--max-pairs-per-tweet", type=_optional_cap, default=10,
+                   help="keep each query tweet's N best pairs ('none' = no limit; default: 10)")
+    g.add_argument("--popularity-cap", type=_optional_cap, default=50,
+                   help="a tweet joins at most M pairs; the highest-scoring pairs win ('none' = no cap; default: 50)")
+    g.add_argument("--min-score", type=float, default=None,
+                   help="drop pairs scoring below this (knn: cosine, e.g. 0.5; walk: visits; coengage: its "
+                        "score) (default: none)")
+    g.add_argument("--keep-near-duplicates", action="store_true",
+                   help="keep pairs whose normalised texts are identical or near-identical (dropped by default)")
+    g.add_argument("--near-dup-jaccard", type=float, default=0.9,
+                   help="word-shingle Jaccard at or above which two texts count as near-identical; 1 = only "
+                        "identical normalised texts (default: 0.9)")
+    g.add_argument("--shingle-size", type=_positive_int, default=1,
+                   help="words per shingle in the Jaccard check (default: 1, word sets)")
+    g.add_argument("--drop-hashtags", action="store_true",
+                   help="remove hashtags entirely when normalising texts (default: keep the word, drop '#')")
+    g.add_argument("--keep-without-text", action="store_true",
+                   help="keep pairs with tweets that have no text (dropped by default: the LM cannot use them)")
+
+    g = p.add_argument_group("walk")
+    g.add_argument("--walks-per-query", type=_positive_int, default=200, help="walks started per query tweet (default: 200)")
+    g.add_argument("--walk-length", type=_positive_int, default=4, help="at most this many tweet->user->tweet hops per walk (default: 4)")
+    g.add_argument("--restart-prob", type=float, default=0.5, help="probability of restarting at the query after each hop (default: 0.5)")
+    g.add_argument("--max-user-degree", type=_positive_int, default=100,
+                   help="users with more engagements are bots or hyperactive (walk: see --degree-cap-mode; "
+                        "coengage: ignored) (default: 100)")
+    g.add_argument("--degree-cap-mode", choices=("skip", "sample"), default="skip",
+                   help="walk: never step into users over --max-user-degree (skip) or down-sample their "
+                        "engagements to about that many (sample) (default: skip)")
+    g.add_argument("--min-visits", type=_positive_int, default=2, help="visits a tweet needs to become a candidate (default: 2)")
+    g.add_argument("--walkers-in-flight", type=_positive_int, default=8,
+                   help="interleaved walkers per thread; speed only, output identical (default: 8)")
+    g.add_argument("--seed", type=int, default=0, help="random seed (walk; knn FAISS training) (default: 0)")
+
+    g = p.add_argument_group("coengage")
+    g.add_argument("--window-s", type=int, default=None,
+                   help="count a shared engager only if both engagements lie within this many seconds "
+                        "(e.g. 1800 or 7200; default: no window)")
+    g.add_argument("--min-count", type=_positive_int, default=2, help="shared engagers a pair needs (default: 2)")
+    g.add_argument("--normalize", choices=("count", "cosine", "jaccard", "swing"), default="count",
+                   help="coengage score: count = shared engagers; cosine = count/sqrt(n_a*n_b); jaccard = "
+                        "count/(n_a+n_b-count); swing = sum over shared users of 1/log2(2+degree) (default: count)")
+
+    g = p.add_argument_group("knn")
+    g.add_argument("--embeddings", metavar="EMB_DIR", help="embeddings from `coengage graph embed` on this graph (required for knn)")
+    g.add_argument("--index", choices=("auto", "exact", "faiss-ivf", "faiss-hnsw"), default="auto",
+                   help="auto: faiss-ivf when FAISS is installed and there are > 200k tweets, else exact "
+                        "(blocked matrix products) (default: auto)")
+    g.add_argument("--pq", type=_positive_int, default=None,
+                   help="faiss-ivf: product-quantise vectors into this many sub-vectors (must divide the dimension)")
+    g.add_argument("--nlist", type=_positive_int, default=None, help="faiss-ivf: inverted lists (default: ~4*sqrt(tweets))")
+    g.add_argument("--nprobe", type=_positive_int, default=None, help="faiss-ivf: lists searched per query (default: 32)")
+    g.add_argument("--hnsw-m", type=_positive_int, default=32, help="faiss-hnsw: neighbours per node (default: 32)")
+    g.add_argument("--ef-search", type=_positive_int, default=None, help="faiss-hnsw: search breadth (default: max(128, 2k))")
+    p.set_defaults(func=cmd_mine)
+
+    r = argparse.ArgumentParser(prog=f"{p.prog} report", description=REPORT_DESCRIPTION,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    r.add_argument("pairs", metavar="PAIRS", help="pair file written by `coengage mine`")
+    r.add_argument("--graph", required=True, metavar="GRAPH_DIR", help="the graph the pairs were mined from")
+    r.add_argument("--out", default=None, metavar="DIR", help="report directory (default: PAIRS.report/)")
+    r.add_argument("--samples", type=_positive_int, default=20, help="sample pairs shown (half best-scoring, half random) (default: 20)")
+    r.add_argument("--label-col", default=None,
+                   help="texts column for the same-label rate (default: the first of topic, subreddit, label present)")
+    r.add_argument("--format", dest="fmt", choices=("parquet", "tsv", "jsonl"), default=None,
+                   help="format of PAIRS (default: from its name)")
+    r.add_argument("--seed", type=int, default=0, help="seed of the random sample (default: 0)")
+    r.set_defaults(func=cmd_report)
+    p.report_parser = r
+    p.epilog = (p.epilog or "") + "\n`coengage mine report --help` describes the report command."
+
+
+METHOD_OPTIONS = {
+    "walk": ("walks_per_query", "walk_length", "restart_prob", "max_user_degree", "degree_cap_mode", "min_visits",
+             "walkers_in_flight", "seed", "top_k"),
+    "coengage": ("max_user_degree", "window_s", "min_count", "normalize", "top_k"),
+    "knn": ("embeddings", "top_k", "index", "pq", "nlist", "nprobe", "hnsw_m", "ef_search", "seed"),
+}
+
+
+def cmd_mine(args) -> int:
+    from mining.mine import mine
+
+    options = {name: getattr(args, name) for name in METHOD_OPTIONS[args.method]}
+    result = mine(
+        args.graph_dir, method=args.method, out=args.out, fmt=args.fmt, with_text=args.with_text,
+        strict=args.strict, progress=not args.no_progress,
+        max_pairs_per_tweet=args.max_pairs_per_tweet, popularity_cap=args.popularity_cap,
+        min_score=args.min_score, drop_near_duplicates=not args.keep_near_duplicates,
+        near_dup_jaccard=args.near_dup_jaccard, shingle_size=args.shingle_size, drop_hashtags=args.drop_hashtags,
+        require_text=not args.keep_without_text, **options,
+    )
+    c = result.counts
+    dropped = ", ".join(f"{k.replace('_', ' ')} {c[k]}" for k in (
+        "self_pairs", "below_threshold", "without_text", "near_duplicate_text", "over_max_per_tweet",
+        "duplicates", "over_popularity_cap") if c.get(k))
+    print(f"{args.method}: {c['written']} pairs from {c['candidates']} candidates ({dropped or 'nothing dropped'}); "
+          f"{c['tweets_paired']} tweets paired, coverage of tweets with >= 2 engagers "
+          f"{result.manifest['coverage_2plus_engagers']:.3f} -> {result.path}")
+    return 0
+
+
+def cmd_report(args) -> int:
+    from mining.report import pair_report, print_summary
+
+    summary = pair_report(args.pairs, args.graph, args.out, samples=args.samples, seed=args.seed,
+                          label_col=args.label_col, fmt=args.fmt)
+    print(print_summary(summary))
+    return 0

@@ -1,0 +1,310 @@
+"""Clean candidate pairs into training pairs (every mining method goes through this).
+
+A method returns candidate pairs ``(a, b, score)`` of tweet node ids, ``a`` being the
+query tweet and ``b`` a tweet found from it (a pair may come back in both orders).
+:func:`postprocess` applies, in this order, and counts what each step drops:
+
+1. ``self_pairs``: ``a == b``;
+2. ``below_threshold``: ``score < min_score`` (when a threshold is set);
+3. ``without_text``: either tweet has no text (a pair the LM cannot train on);
+4. ``near_duplicate_text``: the two texts are identical after :func:`normalize_texts`
+   (lowercase; URLs, @mentions, a leading "RT", punctuation and extra whitespace removed;
+   optionally hashtags), or their word-shingle sets have Jaccard similarity
+   ``>= near_dup_jaccard`` -- retweets and copy-paste are trivial positives;
+5. ``over_max_per_tweet``: beyond the ``max_pairs_per_tweet`` best pairs of each query
+   tweet (highest score first, ties by the other tweet's id);
+6. ``duplicates``: the same unordered pair again (the higher score is kept);
+7. ``over_popularity_cap``: a greedy pass over the pairs by descending score (ties by
+   ``(a, b)``) keeps a pair only while both its tweets are in fewer than
+   ``popularity_cap`` kept pairs, so no hub tweet dominates the training set.
+
+The result is one row per unordered pair with ``a < b``, sorted by descending score, then
+``a``, then ``b``: deterministic for deterministic input. The counts add up:
+``candidates == sum(dropped) + written``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from numba import njit, prange
+
+log = logging.getLogger(__name__)
+
+DROP_REASONS = ("self_pairs", "below_threshold", "without_text", "near_duplicate_text",
+                "over_max_per_tweet", "duplicates", "over_popularity_cap")
+
+
+@dataclass
+class PostprocessConfig:
+    """How candidate pairs are cleaned (see the module docstring for the order of steps)."""
+
+    max_pairs_per_tweet: int | None = 10  # best pairs kept per query tweet; None = no limit
+    popularity_cap: int | None = 50  # a tweet joins at most this many pairs; None = no cap
+    min_score: float | None = None  # drop pairs scoring below this; None = keep all
+    drop_near_duplicates: bool = True  # drop pairs whose texts are (near-)identical
+    near_dup_jaccard: float | None = 0.9  # word-shingle Jaccard at/above which texts are near-identical; None = exact match only
+    shingle_size: int = 1  # words per shingle for the Jaccard check (1 = word sets)
+    drop_hashtags: bool = False  # remove #hashtags entirely when normalising (default: keep the word, drop '#')
+    require_text: bool = True  # drop pairs where a tweet has no text
+
+    def validate(self) -> "PostprocessConfig":
+        for name in ("max_pairs_per_tweet", "popularity_cap"):
+            v = getattr(self, name)
+            if v is not None and (int(v) != v or v < 1):
+                raise ValueError(f"{name} must be a positive integer or None, got {v!r}")
+        if self.near_dup_jaccard is not None and not 0.0 < self.near_dup_jaccard <= 1.0:
+            raise ValueError(f"near_dup_jaccard must lie in (0, 1], got {self.near_dup_jaccard!r}")
+        if self.shingle_size < 1:
+            raise ValueError(f"shingle_size must be >= 1, got {self.shingle_size!r}")
+        return self
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+# --------------------------------------------------------------------------- text normalisation
+
+_URL = re.compile(r"(?:https?://|www\.)\S+")
+_MENTION = re.compile(r"@\w+")
+_RT = re.compile(r"^\s*rt\b[\s:]*")
+_HASHTAG = re.compile(r"#\w+")
+_NON_WORD = re.compile(r"[^\w\s]|_")
+_SPACE = re.compile(r"\s+")
+
+
+def normalize_texts(texts, drop_hashtags: bool = False) -> np.ndarray:
+    """Normalised texts (object array of str) for near-duplicate detection.
+
+    Lowercases; removes URLs, @mentions, a leading "RT", punctuation (and, with
+    ``drop_hashtags``, whole hashtags; otherwise only the '#'); collapses whitespace.
+    ``None``/NaN becomes "".
+    """
+    import pandas as pd
+
+    s = pd.Series(texts, dtype=object).fillna("").astype(str).str.lower()
+    s = s.str.replace(_URL, " ", regex=True).str.replace(_MENTION, " ", regex=True)
+    s = s.str.replace(_RT, "", regex=True)
+    if drop_hashtags:
+        s = s.str.replace(_HASHTAG, " ", regex=True)
+    s = s.str.replace(_NON_WORD, " ", regex=True).str.replace(_SPACE, " ", regex=True).str.strip()
+    return s.to_numpy(dtype=object)
+
+
+def shingle_sets(normalized: np.ndarray, shingle_size: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Each text's set of word shingles as sorted int64 hashes, in CSR form ``(indptr, ids)``.
+
+    A shingle is ``shingle_size`` consecutive words; a text with fewer words has its whole
+    word sequence as its one shingle; an empty text has no shingles.
+    """
+    import pandas as pd
+
+    n = len(normalized)
+    words = pd.Series(normalized, dtype=object).str.split()
+    lengths = words.str.len().fillna(0).to_numpy(dtype=np.int64)
+    flat = words.explode().dropna()
+    if len(flat) == 0:
+        return np.zeros(n + 1, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    codes, _ = pd.factorize(flat.to_numpy(dtype=object))
+    codes = codes.astype(np.uint64) + np.uint64(1)
+    owner = np.repeat(np.arange(n, dtype=np.int64), lengths)
+    start = np.repeat(np.cumsum(lengths) - lengths, lengths)
+    pos = np.arange(len(codes), dtype=np.int64) - start
+    length_of = lengths[owner]
+    k = int(shingle_size)
+    window = np.minimum(k, length_of)
+    valid = (pos + window) <= length_of  # a shingle starts here
+    if k > 1:
+        valid &= (pos == 0) | (length_of >= k)
+    h = np.zeros(len(codes), dtype=np.uint64)
+    mult = np.uint64(0x9E3779B97F4A7C15)
+    for j in range(k):
+        idx = np.arange(len(codes)) + j
+        inside = (j < window) & (idx < len(codes))
+        term = np.zeros(len(codes), dtype=np.uint64)
+        term[inside] = codes[idx[inside]]
+        with np.errstate(over="ignore"):
+            h = h * mult + term
+    own, hv = owner[valid], h[valid].view(np.int64)
+    order = np.lexsort((hv, own))
+    own, hv = own[order], hv[order]
+    keep = np.ones(len(hv), dtype=bool)
+    keep[1:] = (own[1:] != own[:-1]) | (hv[1:] != hv[:-1])
+    own, hv = own[keep], hv[keep]
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(own, minlength=n), out=indptr[1:])
+    return indptr, hv
+
+
+@njit(parallel=True, nogil=True, cache=True)
+def _jaccard_at_least(indptr, ids, a, b, threshold, out):  # pragma: no cover - compiled
+    for i in prange(len(a)):
+        sa, ea = indptr[a[i]], indptr[a[i] + 1]
+        sb, eb = indptr[b[i]], indptr[b[i] + 1]
+        na, nb = ea - sa, eb - sb
+        out[i] = False
+        if na == 0 or nb == 0:
+            continue
+        small, large = min(na, nb), max(na, nb)
+        if small < threshold * large:  # |A∩B|/|A∪B| <= small/large
+            continue
+        inter = 0
+        x, y = sa, sb
+        while x < ea and y < eb:
+            if ids[x] == ids[y]:
+                inter += 1
+                x += 1
+                y += 1
+            elif ids[x] < ids[y]:
+                x += 1
+            else:
+                y += 1
+        out[i] = inter >= threshold * (na + nb - inter)
+
+
+def near_duplicate_mask(a, b, text_of, *, jaccard: float | None = 0.9, shingle_size: int = 1,
+                        drop_hashtags: bool = False) -> np.ndarray:
+    """True where the texts of tweets ``a[i]`` and ``b[i]`` are (near-)identical.
+
+    ``text_of`` maps a tweet node id to its text (object array). Texts are compared after
+    :func:`normalize_texts`: equal normalised texts are duplicates; with ``jaccard`` set,
+    so are texts whose word-shingle sets overlap at least that much. Texts that normalise
+    to "" (only a URL, say) are never called duplicates of each other.
+    """
+    a = np.asarray(a, dtype=np.int64)
+    b = np.asarray(b, dtype=np.int64)
+    if len(a) == 0:
+        return np.zeros(0, dtype=bool)
+    nodes, inv = np.unique(np.concatenate([a, b]), return_inverse=True)
+    ia, ib = inv[: len(a)], inv[len(a):]
+    norm = normalize_texts(np.asarray(text_of, dtype=object)[nodes], drop_hashtags=drop_hashtags)
+    import pandas as pd
+
+    key, _ = pd.factorize(norm)
+    empty = norm == ""
+    dup = (key[ia] == key[ib]) & ~empty[ia]
+    if jaccard is not None:
+        indptr, ids = shingle_sets(norm, shingle_size)
+        todo = np.flatnonzero(~dup)
+        out = np.zeros(len(todo), dtype=np.bool_)
+        _jaccard_at_least(indptr, ids, ia[todo], ib[todo], float(jaccard), out)
+        dup[todo] = out
+    return dup
+
+
+# --------------------------------------------------------------------------- caps
+
+
+def top_per_query(a, b, score, limit: int) -> np.ndarray:
+    """Mask keeping each query tweet's ``limit`` best pairs (score desc, ties by ``b``)."""
+    n = len(a)
+    if n == 0:
+        return np.zeros(0, dtype=bool)
+    order = np.lexsort((b, -score, a))
+    sa = a[order]
+    first = np.ones(n, dtype=bool)
+    first[1:] = sa[1:] != sa[:-1]
+    group_start = np.maximum.accumulate(np.where(first, np.arange(n), 0))
+    rank = np.arange(n) - group_start
+    keep = np.zeros(n, dtype=bool)
+    keep[order] = rank < limit
+    return keep
+
+
+def unique_unordered(a, b, score) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """One row per unordered pair, oriented ``a < b``, keeping the higher score."""
+    lo, hi = np.minimum(a, b), np.maximum(a, b)
+    if len(lo) == 0:
+        return lo, hi, score, 0
+    order = np.lexsort((-score, hi, lo))
+    lo, hi, s = lo[order], hi[order], score[order]
+    first = np.ones(len(lo), dtype=bool)
+    first[1:] = (lo[1:] != lo[:-1]) | (hi[1:] != hi[:-1])
+    return lo[first], hi[first], s[first], int(len(lo) - first.sum())
+
+
+@njit(nogil=True, cache=True)
+def _greedy_cap(a, b, order, n_nodes, cap):  # pragma: no cover - compiled
+    used = np.zeros(n_nodes, dtype=np.int64)
+    keep = np.zeros(len(a), dtype=np.bool_)
+    for j in range(len(order)):
+        i = order[j]
+        if used[a[i]] < cap and used[b[i]] < cap:
+            keep[i] = True
+            used[a[i]] += 1
+            used[b[i]] += 1
+    return keep
+
+
+def popularity_cap_mask(a, b, score, cap: int, n_nodes: int | None = None) -> np.ndarray:
+    """Greedy by descending score (ties by ``(a, b)``): keep a pair while both tweets have < ``cap``."""
+    if len(a) == 0:
+        return np.zeros(0, dtype=bool)
+    n_nodes = int(max(a.max(), b.max()) + 1) if n_nodes is None else int(n_nodes)
+    order = np.lexsort((b, a, -score)).astype(np.int64)
+    return _greedy_cap(a.astype(np.int64), b.astype(np.int64), order, n_nodes, int(cap))
+
+
+# --------------------------------------------------------------------------- the pipeline
+
+
+def postprocess(a, b, score, *, text_of=None, config: PostprocessConfig | None = None,
+                n_tweets: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
+    """Clean candidate pairs; returns ``(a int32, b int32, score float64, counts)``.
+
+    ``text_of``: object array [n_tweets] of texts (None for a tweet without text); needed
+    for the text steps (without it, they are skipped and counted as 0).
+    """
+    config = (config or PostprocessConfig()).validate()
+    a = np.asarray(a, dtype=np.int64)
+    b = np.asarray(b, dtype=np.int64)
+    score = np.asarray(score, dtype=np.float64)
+    if not (len(a) == len(b) == len(score)):
+        raise ValueError(f"pair arrays differ in length: {len(a)}, {len(b)}, {len(score)}")
+    counts = {"candidates": int(len(a))}
+    counts.update({r: 0 for r in DROP_REASONS})
+
+    def drop(mask_keep, reason):
+        nonlocal a, b, score
+        counts[reason] += int(len(mask_keep) - mask_keep.sum())
+        a, b, score = a[mask_keep], b[mask_keep], score[mask_keep]
+
+    drop(a != b, "self_pairs")
+    if config.min_score is not None:
+        drop(score >= config.min_score, "below_threshold")
+    counts["tweets_without_text_in_candidates"] = 0
+    if text_of is not None:
+        text_of = np.asarray(text_of, dtype=object)
+        has_text = np.array([isinstance(t, str) and t.strip() != "" for t in text_of], dtype=bool)
+        if config.require_text:
+            ok = has_text[a] & has_text[b]
+            missing = np.unique(np.concatenate([a[~has_text[a]], b[~has_text[b]]]))
+            counts["tweets_without_text_in_candidates"] = int(len(missing))
+            drop(ok, "without_text")
+        if config.drop_near_duplicates:
+            lo, hi = np.minimum(a, b), np.maximum(a, b)
+            # each unordered pair is checked once, even when it came back in both orders
+            width = np.int64(len(text_of))
+            keys, inv = np.unique(lo * width + hi, return_inverse=True)
+            dup = near_duplicate_mask(keys // width, keys % width, text_of, jaccard=config.near_dup_jaccard,
+                                      shingle_size=config.shingle_size, drop_hashtags=config.drop_hashtags)
+            drop(~dup[inv], "near_duplicate_text")
+    if config.max_pairs_per_tweet is not None:
+        drop(top_per_query(a, b, score, int(config.max_pairs_per_tweet)), "over_max_per_tweet")
+    a, b, score, n_dup = unique_unordered(a, b, score)
+    counts["duplicates"] = n_dup
+    if config.popularity_cap is not None:
+        drop(popularity_cap_mask(a, b, score, int(config.popularity_cap), n_tweets), "over_popularity_cap")
+    order = np.lexsort((b, a, -score))
+    a, b, score = a[order], b[order], score[order]
+    counts["written"] = int(len(a))
+    counts["tweets_paired"] = int(len(np.unique(np.concatenate([a, b])))) if len(a) else 0
+    for reason in DROP_REASONS:
+        if counts[reason]:
+            log.info("dropped %d candidate pairs: %s", counts[reason], reason.replace("_", " "))
+    log.info("%d of %d candidate pairs kept (%d tweets paired)", counts["written"], counts["candidates"],
+             counts["tweets_paired"])
+    return a.astype(np.int32), b.astype(np.int32), score, counts
