@@ -624,6 +624,15 @@ def _fingerprints(paths: Iterable[Path], role: str) -> list[dict]:
     return out
 
 
+def _import_quietly(name: str) -> None:
+    import importlib
+
+    try:
+        importlib.import_module(name)
+    except Exception:  # the real import later reports the problem
+        pass
+
+
 def build_graph(cfg: BuildConfig, out: str | os.PathLike | None = None) -> GraphArtifact:
     """Build GRAPH_DIR from ``cfg``; nothing is written unless the whole build succeeds."""
     from graph.writer import write_graph
@@ -641,6 +650,10 @@ def build_graph(cfg: BuildConfig, out: str | os.PathLike | None = None) -> Graph
         fmt = ingest.detect_format(p, cfg.texts_format)
         ingest.require_columns(p, ingest.read_header(p, fmt, cfg.encoding), _texts_required(cfg))
 
+    if not cfg.no_dgl:  # import dgl/torch (seconds) while the logs stream
+        import threading
+
+        threading.Thread(target=_import_quietly, args=("dgl",), daemon=True).start()
     inputs = _fingerprints(log_paths, "log") + _fingerprints(text_paths, "texts")
     data = read_logs(cfg, log_paths)
     t_read = time.perf_counter()
