@@ -255,3 +255,51 @@ def _read_pair_ids(path: Path, pd):
     if ".jsonl" in name:
         return pd.read_json(path, lines=True, dtype={"tweet_a": str, "tweet_b": str})[["tweet_a", "tweet_b"]]
     return pd.read_parquet(path, columns=["tweet_a", "tweet_b"])
+
+
+def split_log(engagements, texts, *, item_col: str = "tweet_id", text_id_col: str | None = None, seed: int = 0,
+              fractions: Sequence[float] = DEFAULT_FRACTIONS):
+    """Split a raw engagement log and texts table by tweet: ``(train_log, heldout_log, train_texts, heldout_texts)``.
+
+    Both held-out frames get a ``split`` column ('dev'/'test'). For pipelines whose graph build
+    has no ``--holdout`` yet: build the graph from the train part, then :func:`attach_heldout`.
+    """
+    text_id_col = text_id_col or item_col
+    names = np.asarray(["train", "dev", "test"], dtype=object)
+    ecode = assign_split(engagements[item_col].astype(str).to_numpy(), seed, fractions)
+    tcode = assign_split(texts[text_id_col].astype(str).to_numpy(), seed, fractions)
+    held_log = engagements[ecode != TRAIN].assign(split=names[ecode[ecode != TRAIN]])
+    held_texts = texts[tcode != TRAIN].assign(split=names[tcode[tcode != TRAIN]])
+    return engagements[ecode == TRAIN], held_log, texts[tcode == TRAIN], held_texts
+
+
+def attach_heldout(graph_dir: str | os.PathLike, engagements, texts, *, seed: int, fractions: Sequence[float]) -> dict:
+    """Add ``heldout/`` to a graph that was built from the train part of a log.
+
+    ``engagements``: user_id, tweet_id, engagement, timestamp (+ split, else it is computed);
+    ``texts``: tweet_id, text, labels (+ split). User ids are mapped to the graph's user nodes
+    (-1 when the graph has no such user). Refuses a held-out tweet that is in the graph.
+    """
+    import pandas as pd
+
+    from graph.artifact import load
+
+    graph = load(graph_dir)
+    eng = pd.DataFrame(engagements).copy()
+    tx = pd.DataFrame(texts).copy()
+    names = np.asarray(["train", "dev", "test"], dtype=object)
+    for frame in (eng, tx):
+        frame["tweet_id"] = frame["tweet_id"].astype(str)
+        if "split" not in frame.columns:
+            frame["split"] = names[assign_split(frame["tweet_id"].to_numpy(), seed, fractions)]
+    for what, frame in (("engagements", eng), ("texts", tx)):
+        if (frame["split"] == "train").any():
+            raise InputError(f"attach_heldout: {what} contain train-split tweets (seed {seed}, fractions {list(fractions)})")
+    inside = set(graph.tweet_ids) & (set(eng["tweet_id"]) | set(tx["tweet_id"]))
+    if inside:
+        raise InputError(f"attach_heldout: {len(inside)} held-out tweets are in the graph (e.g. {sorted(inside)[:3]}); "
+                         "build the graph from the train part only")
+    index = pd.Index(graph.user_ids)
+    eng["user_id"] = eng["user_id"].astype(str)
+    eng["user"] = index.get_indexer(eng["user_id"]).astype(np.int64)
+    return write_heldout(graph_dir, eng, tx, seed=seed, fractions=fractions, train_tweets=graph.num_tweets)

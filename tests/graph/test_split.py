@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from coengage.errors import ArtifactError, InputError
-from graph.split import (DEV, TEST, TRAIN, assign_split, fractions_from_holdout, leaked_ids, load_heldout,
-                         split_counts, write_heldout)
+from graph.split import (DEV, TEST, TRAIN, assign_split, attach_heldout, fractions_from_holdout, leaked_ids, load_heldout,
+                         split_counts, split_log, write_heldout)
 from graph.writer import write_graph
 
 
@@ -149,3 +149,26 @@ def test_leakage_guard_holds_for_a_split_build_and_catches_a_leak(tmp_path):
     found = leaked_ids(tmp_path / "bad")
     assert found["tweet_ids.parquet"] == [leaked_tweet]
     assert found["texts.parquet"] == [leaked_tweet]
+
+
+def test_split_log_then_attach_heldout_equals_a_split_build(tmp_path):
+    """split_log + build from the train part + attach_heldout gives the held-out part build_split_graph writes."""
+    eng, texts = _log()
+    train_log, held_log, train_texts, held_texts = split_log(eng, texts, seed=0, fractions=(0.8, 0.1, 0.1))
+    assert len(train_log) + len(held_log) == len(eng) and set(held_log["split"]) <= {"dev", "test"}
+    user_ids = sorted(set(train_log["user_id"]))
+    tweet_ids = sorted(set(train_log["tweet_id"]))
+    uidx = {u: i for i, u in enumerate(user_ids)}
+    tidx = {t: i for i, t in enumerate(tweet_ids)}
+    write_graph(tmp_path / "a", user_ids=user_ids, tweet_ids=tweet_ids, users=train_log["user_id"].map(uidx),
+                tweets=train_log["tweet_id"].map(tidx), etypes=np.zeros(len(train_log), np.int64), times=train_log["timestamp"],
+                relations=["fav"], texts=train_texts, write_dgl_binary=False)
+    attach_heldout(tmp_path / "a", held_log, held_texts, seed=0, fractions=(0.8, 0.1, 0.1))
+    build_split_graph(tmp_path / "b", eng, texts)
+    a, b = load_heldout(tmp_path / "a"), load_heldout(tmp_path / "b")
+    cols = ["user_id", "user", "tweet_id", "engagement", "timestamp", "split"]
+    pd.testing.assert_frame_equal(a.engagements[cols], b.engagements[cols])
+    assert sorted(a.texts["tweet_id"]) == sorted(b.texts["tweet_id"])
+    with pytest.raises(InputError, match="in the graph"):
+        attach_heldout(tmp_path / "b", eng.iloc[:0].assign(split=[]), texts[texts["tweet_id"].isin(tweet_ids)].assign(split="dev"),
+                       seed=0, fractions=(0.8, 0.1, 0.1))
