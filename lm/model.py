@@ -79,10 +79,12 @@ def scratch_model(size: str, tokenizer, max_length: int = 128, overrides: dict |
     _quiet_transformers()
     if size not in SCRATCH_SIZES:
         raise InputError(f"--from-scratch must be one of {', '.join(SCRATCH_SIZES)}; got {size!r}")
-    kw = dict(SCRATCH_SIZES[size])
+    kw = dict(vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id,
+              max_position_embeddings=max(512, max_length), type_vocab_size=2, **SCRATCH_SIZES[size])
     kw.update(overrides or {})
-    config = BertConfig(vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id,
-                        max_position_embeddings=max(512, max_length), type_vocab_size=2, **kw)
+    if kw["vocab_size"] < len(tokenizer):
+        raise InputError(f"vocab_size {kw['vocab_size']} is smaller than the tokenizer's {len(tokenizer)} tokens")
+    config = BertConfig(**kw)
     return BertForMaskedLM(config)
 
 

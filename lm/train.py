@@ -315,8 +315,10 @@ class Trainer:
         return social + self.config.mlm_weight * mlm, social, mlm, tokens
 
     # ---------------------------------------------------------------- loop
-    def train(self, max_steps_this_call: int | None = None) -> bool:
-        """Run to ``total_steps`` (True) or stop early after ``max_steps_this_call`` steps (False)."""
+    def train(self, max_steps_this_call: int | None = None, checkpoint_on_stop: bool = True) -> bool:
+        """Run to ``total_steps`` (True) or stop early after ``max_steps_this_call`` steps (False).
+
+        An early stop writes a checkpoint unless ``checkpoint_on_stop`` is False (benchmarks)."""
         from tqdm.auto import tqdm
 
         cfg = self.config
@@ -359,10 +361,10 @@ class Trainer:
                 bar.set_postfix({k: rec[k] for k in ("loss", "social", "mlm", "tok/s") if rec.get(k) is not None})
                 window = {k: 0 if isinstance(v, int) else 0.0 for k, v in window.items()}
                 t_window = time.perf_counter()
-            if self.step % cfg.save_every == 0 or self.step == self.total_steps:
+            if (self.step % cfg.save_every == 0 or self.step == self.total_steps) and checkpoint_on_stop:
                 self.save_checkpoint()
         bar.close()
-        if self.step < self.total_steps and (not checkpoints(self.work) or
+        if checkpoint_on_stop and self.step < self.total_steps and (not checkpoints(self.work) or
                                              int(checkpoints(self.work)[-1].name.split("-")[1]) != self.step):
             self.save_checkpoint()
         return self.step >= self.total_steps
