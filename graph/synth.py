@@ -117,7 +117,7 @@ class SynthConfig:
         "help": "Dirichlet concentration of every topic in a user's mixture (off-topic noise)"})
     activity_exponent: float = field(default=1.5, metadata={
         "help": "Pareto tail exponent of user activity (smaller = heavier tail)"})
-    popularity_exponent: float = field(default=1.0, metadata={
+    popularity_exponent: float = field(default=0.8, metadata={
         "help": "Zipf exponent of tweet popularity inside a topic"})
     cross_language: float = field(default=0.1, metadata={
         "help": "probability that an engagement ignores the user's language"})
@@ -873,7 +873,6 @@ def generate(out: str | os.PathLike, config: SynthConfig | None = None, *, overw
     vocab = _build_vocab(cfg)
     ext = cfg.extension
     files = {name: f"{name}.{ext}" for name in COLUMNS}
-    text_format = cfg.format != "parquet"
     counts = {"users": cfg.users, "bots": int(world.is_bot.sum()), "tweets": cfg.tweets, "topics": cfg.topics,
               "engagements": 0, "author_rows": 0, "bot_rows": 0, "duplicates": 0,
               "malformed": {k: 0 for k in MALFORMED_KINDS}, "malformed_total": 0, "rows": 0,

@@ -216,8 +216,9 @@ def _bytes(directory: Path) -> dict:
     return {p.name: p.read_bytes() for p in sorted(directory.iterdir())}
 
 
-def test_same_seed_same_bytes_other_seed_differs(tmp_path):
-    cfg = dict(SMALL, malformed_rate=0.01)
+@pytest.mark.parametrize("fmt,gz", [("parquet", False), ("jsonl", True)])
+def test_same_seed_same_bytes_other_seed_differs(tmp_path, fmt, gz):
+    cfg = dict(SMALL, malformed_rate=0.01, format=fmt, gzip=gz)
     generate(tmp_path / "a", SynthConfig(seed=7, **cfg), progress=False)
     generate(tmp_path / "b", SynthConfig(seed=7, **cfg), progress=False)
     generate(tmp_path / "c", SynthConfig(seed=8, **cfg), progress=False)
