@@ -6,7 +6,7 @@ The generator plants a known structure that every later stage should recover:
   primary topic and, for some users, one secondary topic; every tweet has exactly one topic.
 * Users engage with tweets of a topic drawn from their mixture, picking a tweet inside the
   topic by a power-law (Zipf) popularity; how often a user engages follows a power law too
-  (Pareto activity). With several languages a user mostly engages in their own language.
+  (Zipf over a random activity rank, the rank-size law of a Pareto tail). With several languages a user mostly engages in their own language.
 * Engagement types fav / retweet / reply / quote with different rates; every tweet also has
   an ``author`` row at its creation time (the author is a user interested in its topic).
   Other engagements follow creation after an exponential delay, truncated to the time span.
