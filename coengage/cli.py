@@ -63,8 +63,24 @@ def setup_logging(verbose: int = 0, quiet: bool = False) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+_GLOBAL_FLAGS = {"-q": ("quiet", 1), "--quiet": ("quiet", 1), "-v": ("verbose", 1), "--verbose": ("verbose", 1),
+                 "-vv": ("verbose", 2)}
+
+
+def _hoist_global_flags(argv: list[str]) -> list[str]:
+    """Let -v/-q appear after the subcommand too (`coengage synth ... -q`): move them to the front."""
+    head, rest = [], []
+    for i, token in enumerate(argv):
+        if token == "--":
+            rest.extend(argv[i:])
+            break
+        (head if token in _GLOBAL_FLAGS else rest).append(token)
+    return head + rest
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = _hoist_global_flags(list(sys.argv[1:] if argv is None else argv))
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         # `coengage` or `coengage graph` alone: show the relevant help.

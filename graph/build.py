@@ -114,6 +114,8 @@ class BuildConfig:
     no_dgl: bool = False  # skip the DGL binary graph.dgl
     overwrite: bool = False  # replace an existing --out that is not a graph artifact
     workers: int = 2  # threads encoding chunks
+    holdout: float = 0.0  # share of tweets held out for evaluation (half dev, half test); see graph.split
+    split_seed: int = 0  # seed of the hash that assigns tweets to train/dev/test
 
     def __post_init__(self) -> None:
         self.log = _as_list(self.log)
@@ -191,6 +193,8 @@ class BuildConfig:
                 raise InputError(f"label column {c!r} clashes with a column the graph writes ({', '.join(RESERVED_TEXT_COLUMNS)})")
         ingest.detect_format("x.csv", self.format)
         ingest.detect_format("x.csv", self.texts_format)
+        if not 0.0 <= float(self.holdout) < 1.0:
+            raise InputError(f"holdout must lie in [0, 1), got {self.holdout}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -633,6 +637,64 @@ def _import_quietly(name: str) -> None:
         pass
 
 
+def _first_appearance(ids: np.ndarray) -> np.ndarray:
+    """The distinct values of ``ids`` in order of first appearance."""
+    values, first = np.unique(ids, return_index=True)
+    return values[np.argsort(first, kind="stable")]
+
+
+def split_heldout(data: dict, texts, cfg: BuildConfig):
+    """Move dev/test tweets (graph.split.assign_split) out of the graph: the leakage guard.
+
+    Returns ``(train_data, train_texts, heldout)``: the edge arrays re-indexed to the users and
+    tweets that have train engagements, the texts of train tweets, and the arguments of
+    :func:`graph.split.write_heldout` (dev/test engagements with their user's train node id or
+    -1, and dev/test texts). Embedding, mining and LM training then never see a held-out tweet.
+    """
+    import pandas as pd
+
+    from graph.split import TRAIN, assign_split, fractions_from_holdout
+
+    fractions = fractions_from_holdout(cfg.holdout)
+    tweet_ids = np.asarray(data["tweet_ids"].to_numpy(zero_copy_only=False), dtype=object)
+    user_ids = np.asarray(data["user_ids"].to_numpy(zero_copy_only=False), dtype=object)
+    codes = assign_split(tweet_ids, cfg.split_seed, fractions)
+    edge_codes = codes[data["tweets"]]
+    train = edge_codes == TRAIN
+    if not train.any():
+        raise InputError(f"--holdout {cfg.holdout} left no train engagement; lower it")
+    users, tweets = data["users"], data["tweets"]
+    u_keep = _first_appearance(users[train])  # the ids a build of the train rows alone would give
+    t_keep = _first_appearance(tweets[train])
+    u_map = np.full(len(user_ids), -1, np.int64)
+    u_map[u_keep] = np.arange(len(u_keep))
+    t_map = np.full(len(tweet_ids), -1, np.int64)
+    t_map[t_keep] = np.arange(len(t_keep))
+    held = ~train
+    relations = np.asarray(data["relations"], dtype=object)
+    engagements = pd.DataFrame({
+        "user_id": user_ids[users[held]], "user": u_map[users[held]], "tweet_id": tweet_ids[tweets[held]],
+        "engagement": relations[data["etypes"][held]], "timestamp": data["times"][held], "split": edge_codes[held],
+    })
+    train_data = dict(data)
+    train_data.update(
+        user_ids=user_ids[u_keep], tweet_ids=tweet_ids[t_keep], users=u_map[users[train]].astype(np.int32),
+        tweets=t_map[tweets[train]].astype(np.int32), etypes=data["etypes"][train], times=data["times"][train],
+    )
+    names = np.asarray(["train", "dev", "test"], dtype=object)
+    if texts is not None:
+        text_codes = assign_split(texts["tweet_id"].astype(str).to_numpy(), cfg.split_seed, fractions)
+        held_texts = texts[text_codes != TRAIN].assign(split=names[text_codes[text_codes != TRAIN]])
+        texts = texts[text_codes == TRAIN]
+    else:
+        held_texts = pd.DataFrame({"tweet_id": pd.Series([], dtype=str), "text": pd.Series([], dtype=str),
+                                   "split": pd.Series([], dtype=str)})
+    log.info("held out %d of %d tweets (%d engagements) for dev/test", int((codes != TRAIN).sum()), len(codes), int(held.sum()))
+    heldout = {"engagements": engagements, "texts": held_texts, "seed": int(cfg.split_seed), "fractions": fractions,
+               "train_tweets": int(len(t_keep))}
+    return train_data, texts, heldout
+
+
 def build_graph(cfg: BuildConfig, out: str | os.PathLike | None = None) -> GraphArtifact:
     """Build GRAPH_DIR from ``cfg``; nothing is written unless the whole build succeeds."""
     from graph.writer import write_graph
@@ -676,8 +738,12 @@ def build_graph(cfg: BuildConfig, out: str | os.PathLike | None = None) -> Graph
         "config": cfg.to_dict(),
         "timing": {"read_s": round(t_read - t0, 3), "texts_s": round(t_texts - t_read, 3)},
     }
+    heldout = None
+    if cfg.holdout > 0:
+        data, texts, heldout = split_heldout(data, texts, cfg)
     artifact = write_graph(
         out,
+        heldout=heldout,
         user_ids=data["user_ids"], tweet_ids=data["tweet_ids"],
         users=data["users"], tweets=data["tweets"], etypes=data["etypes"], times=data["times"],
         relations=data["relations"], type_weights=data["type_weights"],

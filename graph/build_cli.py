@@ -86,6 +86,13 @@ def register(sub) -> None:
                      help="any row that would be dropped is an error naming the file and row")
     run.add_argument("--chunk-rows", type=int, metavar="N", help="rows per streamed chunk (default 1048576)")
     run.add_argument("--workers", type=int, metavar="N", help="threads encoding chunks (default 2)")
+    run.add_argument("--holdout", type=float, metavar="FRACTION",
+                     help="hold out this share of tweets for evaluation, half dev and half test (e.g. 0.2 for "
+                          "the paper's 0.8/0.1/0.1 split). Held-out tweets, their texts and engagements go to "
+                          "GRAPH_DIR/heldout/ and nowhere else, so embedding, mining and LM training never see "
+                          "them; only `lm eval` reads them (default 0: no split)")
+    run.add_argument("--split-seed", type=int, metavar="N",
+                     help="seed of the per-tweet hash that assigns the split (default 0)")
     run.add_argument("--no-dgl", action="store_true", default=None,
                      help="skip the DGL binary graph.dgl (graph.dglgraph.load_dgl rebuilds it from the CSR)")
     p.set_defaults(func=run_build)
@@ -104,6 +111,7 @@ def run_build(args) -> int:
         "unknown_types": args.unknown_types, "text_id_col": args.text_id_col, "text_cols": args.text_cols,
         "label_cols": args.label_cols, "strict": args.strict, "chunk_rows": args.chunk_rows,
         "workers": args.workers, "no_dgl": args.no_dgl,
+        "holdout": args.holdout, "split_seed": args.split_seed,
     }
     if args.log:
         overrides["log"] = args.log
@@ -113,6 +121,8 @@ def run_build(args) -> int:
     artifact = build_graph(cfg)
     m = artifact.manifest
     summary = {k: m[k] for k in ("num_nodes", "num_edges", "dropped", "duplicates_merged", "rows_read") if k in m}
+    if "split" in m:
+        summary["split"] = m["split"]["counts"]
     summary["texts"] = {k: m["texts"][k] for k in ("tweets_with_text", "tweets_without_text") if k in m.get("texts", {})}
     logging.getLogger(__name__).info("wrote %s", artifact.path)
     print(json.dumps(summary, indent=2))

@@ -316,12 +316,14 @@ def write_graph(
     dropped: dict | None = None,
     extra: dict | None = None,
     write_dgl_binary: bool = True,
+    heldout: dict | None = None,
 ) -> GraphArtifact:
     """Canonicalise edges and write a complete graph artifact at ``out`` (atomically).
 
     ``users``/``tweets``/``etypes`` are integer node ids and type indices (into
     ``relations``); ``texts`` is a DataFrame with ``tweet_id``, ``text`` and optional label
-    columns. ``dropped`` and ``extra`` go into the manifest.
+    columns. ``dropped`` and ``extra`` go into the manifest. ``heldout`` (keyword arguments of
+    :func:`graph.split.write_heldout`) adds the dev/test part inside the same atomic write.
     """
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -366,6 +368,10 @@ def write_graph(
         text_frame.to_parquet(tmp / "texts.parquet", index=False)
         if write_dgl_binary:
             write_dgl(tmp, ut, relations, type_weights, nu, nt)
+        if heldout is not None:
+            from graph.split import write_heldout
+
+            manifest["split"] = write_heldout(tmp, update_manifest=False, **heldout)
         manifest["files"] = sorted(str(p.relative_to(tmp)) for p in tmp.rglob("*") if p.is_file()) + ["manifest.json"]
         write_json(tmp / "manifest.json", manifest)
     log.info("wrote graph %s: %d users, %d tweets, %d edges", out, nu, nt, ut.n_edges)
