@@ -118,14 +118,13 @@ def build_model(config: TrainConfig, corpus, work: Path, is_main: bool):
     tok_dir = work / "tokenizer"
     torch.manual_seed(config.seed)
     if config.from_scratch:
-        if not (tok_dir / "tokenizer_config.json").exists():
-            if is_main:
-                from lm.tokenizer import train_tokenizer
+        if is_main and not (tok_dir / "tokenizer_config.json").exists():
+            from lm.tokenizer import train_tokenizer
 
-                tok = train_tokenizer(corpus.texts, config.vocab_size, config.tokenizer_kind, config.max_length)
-                with atomic_dir(tok_dir) as tmp:
-                    tok.save_pretrained(tmp)
-            D.barrier()
+            tok = train_tokenizer(corpus.texts, config.vocab_size, config.tokenizer_kind, config.max_length)
+            with atomic_dir(tok_dir) as tmp:
+                tok.save_pretrained(tmp)
+        D.barrier()  # every rank, unconditionally: the others wait for rank 0's tokenizer
         tokenizer = AutoTokenizer.from_pretrained(tok_dir)
         torch.manual_seed(config.seed)
         mlm = scratch_model(config.from_scratch, tokenizer, config.max_length, config.scratch_overrides)

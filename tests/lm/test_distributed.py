@@ -95,3 +95,27 @@ def test_two_process_gather_matches_the_single_process_global_batch(tmp_path):
             assert r[name]["grads"].keys() == grads.keys()
             for k, g in grads.items():
                 torch.testing.assert_close(r[name]["grads"][k], g, rtol=1e-4, atol=1e-6, msg=f"{name} {k}")
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_train_and_publish_one_model(tmp_path, dataset):
+    """The real command under torchrun (gloo on CPU): ranks agree on the tokenizer and finish."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    pairs, graph = dataset
+    out = tmp_path / "m"
+    bin_dir = Path(sys.executable).parent
+    cmd = [str(bin_dir / "torchrun"), "--nproc-per-node", "2", "--master-port", str(_free_port()),
+           str(bin_dir / "coengage"), "-q", "lm", "train", "--pairs", str(pairs), "--texts", str(graph),
+           "--out", str(out), "--from-scratch", "tiny", "--max-steps", "3", "--batch-size", "4", "--vocab-size", "500",
+           "--max-length", "32", "--device", "cpu", "--log-every", "1", "--save-every", "2"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["steps"] == 3
+    log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == [1, 2, 3]
+    assert all(r["tokens"] > 0 for r in log)
