@@ -394,7 +394,7 @@ def publish(config: TrainConfig, trainer: Trainer, inputs: Inputs, base: str, st
     out = Path(config.out)
     model = trainer.model
     with atomic_dir(out, overwrite=True) as tmp:
-        model.mlm.save_pretrained(tmp, safe_serialization=True)
+        model.mlm.save_pretrained(tmp)  # safetensors by default
         trainer.tokenizer.save_pretrained(tmp)
         model.save_head(tmp)
         hidden = model.mlm.config.hidden_size
