@@ -105,6 +105,9 @@ class PygScorer:
 
 
 def run_pyg(graph_dir: str, args, queue) -> None:
+    from graph.embed import passive_omp_wait
+
+    passive_omp_wait()  # the same OpenMP wait policy as ours (set before torch loads)
     import torch
     import torch.nn.functional as F
     from torch_geometric.nn.kge import TransE

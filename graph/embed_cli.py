@@ -57,8 +57,8 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
+    from graph.embed import train_embeddings  # sets OMP_WAIT_POLICY=PASSIVE before torch loads
     from graph.embed.config import EmbedConfig
-    from graph.embed.train import train_embeddings
 
     config = EmbedConfig(**{name: getattr(args, name) for name in OPTIONS})
     manifest = train_embeddings(args.graph, args.out, config, resume=args.resume,

@@ -165,3 +165,16 @@ def test_loader_imports_neither_dgl_nor_torch():
     code = ("import sys, graph.embed, graph.embed.io, graph.embed.evaluation; "
             "bad = [m for m in ('dgl', 'torch') if m in sys.modules]; assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_closed_form_gradients_equal_autograd(tiny, reduction):
+    """batch_loss_and_grads (the training hot path) == autograd through batch_loss, with a short last chunk."""
+    x = {k: v.clone().requires_grad_(k != "w") for k, v in tiny.items()}
+    ref = model.batch_loss(x["u"], x["r"], x["t"], x["w"], x["neg_t"], x["neg_u"], 3, reduction)
+    ref.backward()
+    loss, du, dr, dt, dnt, dnu = model.batch_loss_and_grads(*(tiny[k] for k in ("u", "r", "t", "w", "neg_t", "neg_u")), 3, reduction)
+    assert loss.item() == pytest.approx(ref.item(), rel=1e-12)
+    for got, name in ((du, "u"), (dr, "r"), (dt, "t"), (dnt, "neg_t"), (dnu, "neg_u")):
+        assert torch.allclose(got, x[name].grad, rtol=1e-10, atol=1e-12), name
+        assert got.abs().sum() > 0, name

@@ -124,3 +124,34 @@ def test_cli_acceptance_and_fingerprint_refusal(g, tmp_path, capsys):
     # --resume with no checkpoint is a clear CLI error (exit 2, no traceback)
     rc = main(["graph", "embed", str(other.path), "--out", str(tmp_path / "x"), "--resume", "--no-progress"])
     assert rc == 2 and "no checkpoint" in capsys.readouterr().err
+
+
+def test_unique_row_step_equals_autograd_reference(g):
+    """TwHINModel.train_batch (unique rows, closed-form gradients) takes the same SparseAdagrad steps
+    as the reference: autograd with one NodeEmbedding trace entry per occurrence (DGL averages them)."""
+    import torch
+
+    from graph.embed.data import graph_edges
+    from graph.embed.negatives import NegativeSampler
+
+    edges = graph_edges(g)
+    te = train_mod._torch_edges(edges)
+    c = cfg(batch_size=700, chunk_size=128, negatives=20)  # 700 = 5 full chunks + a short one
+    models = []
+    for step in ("train_batch", "train_batch_autograd"):
+        torch.manual_seed(0)
+        tw = train_mod.TwHINModel(g.num_users, g.num_tweets, len(g.relations), c)
+        sampler = NegativeSampler(g.num_users, g.num_tweets, edges.users, edges.tweets, c.tweet_negatives, c.user_negatives,
+                                  c.degree_fraction)
+        gen = torch.Generator().manual_seed(5)
+        perm = torch.randperm(len(edges), generator=gen)
+        losses = [getattr(tw, step)(te, perm[s:s + 700], sampler, gen) for s in range(0, 7 * 700, 700)]
+        idx = perm[:700]
+        assert len(torch.unique(te.users[idx])) < 700  # the batches do repeat users, so averaging duplicates matters
+        models.append((tw.state(), losses))
+    (fast, lf), (ref, lr) = models
+    assert np.allclose(lf, lr, rtol=1e-5), (lf, lr)
+    init = train_mod.TwHINModel(g.num_users, g.num_tweets, len(g.relations), c).arrays()
+    assert not np.allclose(fast["user"], init["user"], atol=1e-4)  # the steps did move the tables
+    for name in ("user", "tweet", "relation", "user_adagrad", "tweet_adagrad", "relation_adagrad"):
+        assert np.allclose(fast[name], ref[name], rtol=1e-4, atol=1e-6), (name, np.abs(fast[name] - ref[name]).max())
