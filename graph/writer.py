@@ -251,38 +251,109 @@ def attach_texts(texts, tweet_ids: np.ndarray):
     return texts[cols], stats
 
 
-def make_dgl_graph(ut: CSR, relations: Sequence[str], type_weights: dict, num_users: int, num_tweets: int):
-    """The DGL heterograph of a user->tweet CSR (imports dgl and torch)."""
+@njit(cache=True, nogil=True)
+def _group_by_etype(indptr, indices, etype, time, count, n_types):
+    """Edges regrouped by etype (a stable counting sort), with their user as ``src`` (int32)."""
+    n = len(indices)
+    bounds = np.zeros(n_types + 1, np.int64)
+    for j in range(n):
+        bounds[etype[j] + 1] += 1
+    for r in range(n_types):
+        bounds[r + 1] += bounds[r]
+    pos = bounds[:-1].copy()
+    src = np.empty(n, np.int32)
+    dst = np.empty(n, np.int32)
+    t_out = np.empty(n, np.int64)
+    c_out = np.empty(n, np.int32)
+    for u in range(len(indptr) - 1):
+        for j in range(indptr[u], indptr[u + 1]):
+            r = etype[j]
+            p = pos[r]
+            src[p] = u
+            dst[p] = indices[j]
+            t_out[p] = time[j]
+            c_out[p] = count[j]
+            pos[r] = p + 1
+    return bounds, src, dst, t_out, c_out
+
+
+def _edges_by_type(ut: CSR, n_types: int):
+    """Edges of a user->tweet CSR grouped by etype: ``(bounds, src, dst, time, count)``.
+
+    One pass, no per-relation copies: relation r is the slice ``bounds[r]:bounds[r+1]`` of
+    each array (views). Ids are int32.
+    """
+    return _group_by_etype(np.asarray(ut.indptr), np.asarray(ut.indices), np.asarray(ut.etype),
+                           np.asarray(ut.time), np.asarray(ut.count), int(n_types))
+
+
+def forward_dgl_graph(ut: CSR, relations: Sequence[str], num_users: int, num_tweets: int):
+    """The forward relations ``(user, T, tweet)`` only, int32 ids, edge data ``time`` and ``count``.
+
+    This is what ``graph.dgl`` stores; :func:`with_reverse_and_weights` adds the rest at load.
+    """
     import dgl
     import torch
 
-    users = np.repeat(np.arange(num_users, dtype=np.int64), np.diff(ut.indptr))
+    bounds, src, dst, time, count = _edges_by_type(ut, len(relations))
     data, edata = {}, {}
     for r, name in enumerate(relations):
-        keep = np.asarray(ut.etype) == r
-        u = torch.from_numpy(users[keep])
-        t = torch.from_numpy(np.asarray(ut.indices)[keep].astype(np.int64))
+        a, b = int(bounds[r]), int(bounds[r + 1])
+        data[("user", name, "tweet")] = (torch.from_numpy(src[a:b]), torch.from_numpy(dst[a:b]))
+        edata[name] = {"time": torch.from_numpy(time[a:b]), "count": torch.from_numpy(count[a:b])}
+    g = dgl.heterograph(data, num_nodes_dict={"user": num_users, "tweet": num_tweets}, idtype=torch.int32)
+    for name, ed in edata.items():
+        for k, v in ed.items():
+            g.edges[name].data[k] = v
+    return g
+
+
+def with_reverse_and_weights(fwd, relations: Sequence[str], type_weights: dict, idtype=None):
+    """Add ``(tweet, rev_T, user)`` per relation and the ``weight`` edge data (the type weight).
+
+    The reverse relation shares the forward one's ``time``/``count``/``weight`` tensors.
+    ``idtype`` (default: the forward graph's) sets the id type of the result.
+    """
+    import dgl
+    import torch
+
+    idtype = idtype or fwd.idtype
+    data, edata = {}, {}
+    for name in relations:
+        u, t = fwd.edges(etype=("user", name, "tweet"), order="eid")
+        u, t = u.to(idtype), t.to(idtype)
         data[("user", name, "tweet")] = (u, t)
         data[("tweet", f"rev_{name}", "user")] = (t, u)
-        ed = {
-            "time": torch.from_numpy(np.asarray(ut.time)[keep].copy()),
-            "count": torch.from_numpy(np.asarray(ut.count)[keep].copy()),
-            "weight": torch.full((int(keep.sum()),), float(type_weights[name]), dtype=torch.float32),
-        }
+        src = fwd.edges[("user", name, "tweet")].data
+        ed = {"time": src["time"], "count": src["count"],
+              "weight": torch.full((len(u),), float(type_weights[name]), dtype=torch.float32)}
         edata[name] = ed
         edata[f"rev_{name}"] = ed
-    g = dgl.heterograph(data, num_nodes_dict={"user": num_users, "tweet": num_tweets})
+    g = dgl.heterograph(data, num_nodes_dict={nt: fwd.num_nodes(nt) for nt in fwd.ntypes}, idtype=idtype)
     for etype, ed in edata.items():
         for k, v in ed.items():
             g.edges[etype].data[k] = v
     return g
 
 
+def make_dgl_graph(ut: CSR, relations: Sequence[str], type_weights: dict, num_users: int, num_tweets: int):
+    """The full DGL heterograph of a user->tweet CSR (imports dgl and torch): per type T the
+    relations (user, T, tweet) and (tweet, rev_T, user), edge data time, count, weight; int64 ids."""
+    import torch
+
+    fwd = forward_dgl_graph(ut, relations, num_users, num_tweets)
+    return with_reverse_and_weights(fwd, relations, type_weights, idtype=torch.int64)
+
+
 def write_dgl(directory: Path, ut: CSR, relations: Sequence[str], type_weights: dict, num_users: int, num_tweets: int) -> None:
-    """Save the DGL heterograph as ``directory/graph.dgl``."""
+    """Save ``directory/graph.dgl``: forward relations only, int32 ids, COO only, time and count.
+
+    The reverse relations and the weights are derived data; :func:`graph.dglgraph.load_dgl`
+    adds them back, so the file is about a third of the full graph's size.
+    """
     import dgl
 
-    g = make_dgl_graph(ut, relations, type_weights, num_users, num_tweets)
+    g = forward_dgl_graph(ut, relations, num_users, num_tweets).formats("coo")
     dgl.save_graphs(str(directory / "graph.dgl"), [g])
 
 
@@ -365,6 +436,7 @@ def write_graph(
         pq.write_table(pa.table({"tweet_id": pa.array(tweet_ids, pa.string())}), tmp / "tweet_ids.parquet")
         save_csr(tmp, "user_tweet", ut)
         save_csr(tmp, "tweet_user", tu)
+        del tu  # the DGL graph needs only ut: free the transpose before building it
         text_frame.to_parquet(tmp / "texts.parquet", index=False)
         if write_dgl_binary:
             write_dgl(tmp, ut, relations, type_weights, nu, nt)

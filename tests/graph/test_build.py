@@ -296,3 +296,29 @@ def test_reddit_college_counts_match_pandas(tmp_path):
 
     dg = load_dgl(g.path)
     assert {r: dg.num_edges(r) for r in g.relations} == m["num_edges"]
+
+
+def test_dgl_file_is_lean_and_load_restores_the_full_graph(tmp_path, small_log):
+    """graph.dgl stores forward relations only (int32, COO, time/count); load_dgl adds reverse + weight."""
+    import dgl
+
+    from graph.dglgraph import load_dgl
+    from graph.writer import make_dgl_graph
+
+    p = write_frame(small_log, tmp_path / "log.csv")
+    g = _build(tmp_path, [p], no_dgl=False, types={"fav": 1.0, "reply": 3.0, "retweet": 2.0})
+    saved = dgl.load_graphs(str(g.path / "graph.dgl"))[0][0]
+    assert sorted(saved.etypes) == sorted(g.relations)  # no rev_* in the file
+    assert str(saved.idtype) == "torch.int32"
+    for r in g.relations:
+        assert set(saved.edges[r].data) == {"time", "count"}
+    full = load_dgl(g.path)
+    ref = make_dgl_graph(g.csr("user_tweet"), g.relations, dict(zip(g.relations, g.type_weights.tolist())),
+                         g.num_users, g.num_tweets)
+    assert sorted(full.canonical_etypes) == sorted(ref.canonical_etypes)
+    assert str(full.idtype) == "torch.int64"
+    for et in ref.canonical_etypes:
+        a, b = full.edges(etype=et), ref.edges(etype=et)
+        assert a[0].tolist() == b[0].tolist() and a[1].tolist() == b[1].tolist()
+        for k in ("time", "count", "weight"):
+            assert full.edges[et].data[k].tolist() == ref.edges[et].data[k].tolist()
