@@ -28,11 +28,13 @@ from typing import Any, Iterable
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from numba import njit
 
 from coengage.artifacts import file_fingerprint
 from coengage.errors import ArtifactError, InputError
 from graph import ingest
 from graph.artifact import KIND, GraphArtifact
+from graph.idmap import IdTable
 
 log = logging.getLogger(__name__)
 
@@ -296,68 +298,6 @@ def _parse_time_strings(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     return out, ok
 
 
-@dataclass
-class _Chunk:
-    """One encoded chunk: rows kept and their chunk-local codes."""
-
-    users: np.ndarray  # int32 codes into user_dict
-    user_dict: pa.Array
-    tweets: np.ndarray  # int32 codes into tweet_dict
-    tweet_dict: pa.Array
-    types: np.ndarray  # int32 codes into type_dict
-    type_dict: list[str]
-    times: np.ndarray  # int64
-    rows: int  # rows read
-    dropped: dict[str, int]
-    first_bad: dict[str, int]  # reason -> first bad row index within the chunk
-
-
-def _compact(codes: np.ndarray, dictionary: pa.Array) -> tuple[np.ndarray, pa.Array]:
-    """Drop dictionary entries no kept row uses (so every node has an edge)."""
-    if len(codes) == 0:
-        return codes, dictionary.slice(0, 0)
-    used = np.bincount(codes, minlength=len(dictionary)) > 0
-    if used.all():
-        return codes, dictionary
-    newidx = (np.cumsum(used) - 1).astype(np.int32)
-    return newidx[codes], dictionary.filter(pa.array(used))
-
-
-def encode_chunk(table: pa.Table, cfg: BuildConfig) -> _Chunk:
-    n = table.num_rows
-    users, user_dict = encode_ids(table.column(cfg.user_col))
-    tweets, tweet_dict = encode_ids(table.column(cfg.item_col))
-    if cfg.type_col:
-        types, tdict = encode_ids(table.column(cfg.type_col))
-        type_dict = [str(x) for x in tdict.to_pylist()]
-    else:
-        types, type_dict = np.zeros(n, np.int32), ["engaged"]
-    if cfg.time_col:
-        times, time_ok = parse_times(table.column(cfg.time_col))
-    else:
-        times, time_ok = np.zeros(n, np.int64), np.ones(n, bool)
-    bad = {
-        "empty_user": users < 0,
-        "empty_tweet": tweets < 0,
-        "empty_type": types < 0,
-        "bad_timestamp": ~time_ok,
-    }
-    dropped, first_bad = {}, {}
-    keep = np.ones(n, bool)
-    for reason, mask in bad.items():
-        m = mask & keep
-        k = int(m.sum())
-        if k:
-            dropped[reason] = k
-            first_bad[reason] = int(np.argmax(m))
-            keep &= ~mask
-    if not keep.all():
-        users, tweets, types, times = users[keep], tweets[keep], types[keep], times[keep]
-    users, user_dict = _compact(users, user_dict)
-    tweets, tweet_dict = _compact(tweets, tweet_dict)
-    return _Chunk(users, user_dict, tweets, tweet_dict, types, type_dict, times, n, dropped, first_bad)
-
-
 # --------------------------------------------------------------------------------------------
 # the build
 # --------------------------------------------------------------------------------------------
@@ -442,21 +382,27 @@ def check_out_dir(out: str | os.PathLike, overwrite: bool) -> None:
     raise ArtifactError(f"{out} exists and is not a graph artifact; pass --overwrite to replace it, or choose another --out")
 
 
-def _unify(dicts: list[pa.Array]) -> tuple[pa.Array, list[np.ndarray]]:
-    """Global ids (first appearance) for a list of chunk dictionaries, and each chunk's map."""
-    if not dicts:
-        return pa.array([], pa.string()), []
-    encoded = pa.chunked_array(dicts, type=pa.string()).dictionary_encode()
-    maps = [c.indices.to_numpy(zero_copy_only=False).astype(np.int32, copy=False) for c in encoded.chunks]
-    if encoded.num_chunks:
-        ids = encoded.chunk(encoded.num_chunks - 1).dictionary
-    else:
-        ids = pa.array([], pa.string())
-    # empty dictionaries may produce no chunk; keep lengths aligned
-    if len(maps) != len(dicts):
-        it = iter(maps)
-        maps = [next(it) if len(d) else np.zeros(0, np.int32) for d in dicts]
-    return ids, maps
+@njit(nogil=True, cache=True)
+def _renumber(codes, n_ids):
+    """Renumber ``codes`` in place to 0.. in order of first appearance; returns the old->new map."""
+    remap = np.full(n_ids, -1, np.int32)
+    k = 0
+    for i in range(len(codes)):
+        c = codes[i]
+        if remap[c] < 0:
+            remap[c] = k
+            k += 1
+        codes[i] = remap[c]
+    return remap
+
+
+def _kept_ids(table: IdTable, codes: np.ndarray) -> pa.Array:
+    """Renumber ``codes`` (in place) to the ids the kept rows use, in order of first appearance."""
+    remap = _renumber(codes, len(table))
+    used = np.flatnonzero(remap >= 0)
+    order = np.empty(len(used), np.int64)
+    order[remap[used]] = used
+    return table.ids().take(pa.array(order))
 
 
 def _progress(total: int | None):
@@ -466,7 +412,13 @@ def _progress(total: int | None):
 
 
 def read_logs(cfg: BuildConfig, paths: list[Path]) -> dict:
-    """Stream and encode every log file; return the edge arrays and bookkeeping."""
+    """Stream and encode every log file; return the edge arrays and bookkeeping.
+
+    Per chunk the user and tweet columns go to two threads, each owning one persistent
+    :class:`~graph.idmap.IdTable` (so chunks reach a table in order and ids are numbered by
+    first appearance); types and timestamps are encoded on the reading thread meanwhile.
+    Node ids end up in order of first appearance among the kept rows.
+    """
     fmts = [ingest.detect_format(p, cfg.format) for p in paths]
     required = {"user": cfg.user_col, "tweet": cfg.item_col}
     if cfg.type_col:
@@ -480,90 +432,105 @@ def read_logs(cfg: BuildConfig, paths: list[Path]) -> dict:
     total = sum(hints) if all(h is not None for h in hints) else None
 
     vocab = _TypeVocab(cfg)
-    chunks: list[_Chunk] = []
+    user_table, tweet_table = IdTable(), IdTable()
+    parts: dict[str, list[np.ndarray]] = {"users": [], "tweets": [], "etypes": [], "times": []}
     dropped = {r: 0 for r in DROP_REASONS}
-    rows_read = 0
+    state = {"rows_read": 0, "any_drop": False}
     bar = _progress(total)
-    workers = max(1, int(cfg.workers))
     try:
-        with ThreadPoolExecutor(max_workers=workers) as pool:
+        with ThreadPoolExecutor(max_workers=1) as user_pool, ThreadPoolExecutor(max_workers=1) as tweet_pool:
             for path, fmt in zip(paths, fmts):
                 stream = ingest.iter_chunks(path, columns, fmt=fmt, chunk_rows=cfg.chunk_rows, encoding=cfg.encoding,
-                                            string_columns=[cfg.time_col] if cfg.time_col else [],
-                                            dictionary_columns=[c for c in (cfg.user_col, cfg.item_col, cfg.type_col) if c])
+                                            string_columns=[c for c in (cfg.user_col, cfg.item_col, cfg.time_col) if c],
+                                            dictionary_columns=[cfg.type_col] if cfg.type_col else [])
                 pending: deque = deque()
                 row0 = 0
-
-                def consume(item):
-                    nonlocal row0, rows_read
-                    fut = item
-                    ch: _Chunk = fut.result()
-                    _absorb(ch, path, fmt, row0, cfg, vocab, dropped)
-                    row0 += ch.rows
-                    rows_read += ch.rows
-                    if len(ch.users):
-                        chunks.append(ch)
-                    bar.update(ch.rows)
-
                 for table in stream:
-                    pending.append(pool.submit(encode_chunk, table, cfg))
-                    while len(pending) > workers:
-                        consume(pending.popleft())
+                    fu = user_pool.submit(user_table.encode, table.column(cfg.user_col))
+                    ft = tweet_pool.submit(tweet_table.encode, table.column(cfg.item_col))
+                    n = table.num_rows
+                    if cfg.type_col:
+                        types, tdict = encode_ids(table.column(cfg.type_col))
+                        type_dict = [str(x) for x in tdict.to_pylist()]
+                    else:
+                        types, type_dict = np.zeros(n, np.int32), ["engaged"]
+                    if cfg.time_col:
+                        times, time_ok = parse_times(table.column(cfg.time_col))
+                    else:
+                        times, time_ok = np.zeros(n, np.int64), None
+                    del table
+                    pending.append((fu, ft, types, type_dict, times, time_ok, n, row0))
+                    row0 += n
+                    while len(pending) > 1:  # finish chunk k-1 while chunk k encodes
+                        _finish_chunk(pending.popleft(), path, fmt, cfg, vocab, dropped, parts, state)
+                    bar.update(n)
                 while pending:
-                    consume(pending.popleft())
+                    _finish_chunk(pending.popleft(), path, fmt, cfg, vocab, dropped, parts, state)
     finally:
         bar.close()
 
     relations, etype_remap = vocab.final_order()
-    user_ids, umaps = _unify([c.user_dict for c in chunks])
-    tweet_ids, tmaps = _unify([c.tweet_dict for c in chunks])
-    n = sum(len(c.users) for c in chunks)
-    users = np.empty(n, np.int32)
-    tweets = np.empty(n, np.int32)
-    etypes = np.empty(n, np.int8)
-    times = np.empty(n, np.int64)
-    pos = 0
-    for i in range(len(chunks)):
-        ch = chunks[i]
-        k = len(ch.users)
-        np.take(umaps[i], ch.users, out=users[pos:pos + k])
-        np.take(tmaps[i], ch.tweets, out=tweets[pos:pos + k])
-        np.take(etype_remap, ch.types, out=etypes[pos:pos + k])
-        times[pos:pos + k] = ch.times
-        pos += k
-        chunks[i] = None  # free as we go
+    users = np.concatenate(parts.pop("users")) if parts["users"] else np.zeros(0, np.int32)
+    tweets = np.concatenate(parts.pop("tweets")) if parts["tweets"] else np.zeros(0, np.int32)
+    etypes = np.concatenate(parts.pop("etypes")) if parts["etypes"] else np.zeros(0, np.int8)
+    times = np.concatenate(parts.pop("times")) if parts["times"] else np.zeros(0, np.int64)
+    if state["any_drop"]:  # users/tweets seen only in dropped rows are not nodes
+        user_ids, tweet_ids = _kept_ids(user_table, users), _kept_ids(tweet_table, tweets)
+    else:
+        user_ids, tweet_ids = user_table.ids(), tweet_table.ids()
+    del user_table, tweet_table
+    if len(etypes) and not np.array_equal(etype_remap, np.arange(len(etype_remap))):
+        etypes = np.take(etype_remap, etypes)
     return {
         "user_ids": user_ids, "tweet_ids": tweet_ids, "users": users, "tweets": tweets, "etypes": etypes,
         "times": times, "relations": relations, "type_weights": {r: vocab.weights[r] for r in relations},
-        "dropped": dropped, "rows_read": rows_read,
+        "dropped": dropped, "rows_read": state["rows_read"],
     }
 
 
-def _absorb(ch: _Chunk, path: Path, fmt: str, row0: int, cfg: BuildConfig, vocab: _TypeVocab, dropped: dict) -> None:
-    """Main-thread part of a chunk: type vocabulary, drop accounting, --strict."""
-    where = f"{path}"
-    if cfg.strict and ch.dropped:
-        reason = min(ch.first_bad, key=ch.first_bad.get)
+def _finish_chunk(item, path: Path, fmt: str, cfg: BuildConfig, vocab: _TypeVocab, dropped: dict,
+                  parts: dict, state: dict) -> None:
+    """Reading-thread part of a chunk: drop accounting, --strict, type vocabulary, keep rows."""
+    fu, ft, types, type_dict, times, time_ok, n, row0 = item
+    users, tweets = fu.result(), ft.result()
+    state["rows_read"] += n
+    bad = {"empty_user": users < 0, "empty_tweet": tweets < 0, "empty_type": types < 0,
+           "bad_timestamp": ~time_ok if time_ok is not None else None}
+    bad = {r: m for r, m in bad.items() if m is not None and m.any()}
+    if cfg.strict and bad:  # the first bad row of the chunk, under its first reason
+        first = {r: int(np.argmax(m)) for r, m in bad.items()}
+        reason = min(first, key=first.get)
         raise InputError(
-            f"{path}: {_row_where(path, fmt, row0 + ch.first_bad[reason])}: {_REASON_TEXT[reason]} "
+            f"{path}: {_row_where(path, fmt, row0 + first[reason])}: {_REASON_TEXT[reason]} "
             f"(column {_reason_column(reason, cfg)!r}); --strict makes dropped rows fatal"
         )
-    for reason, k in ch.dropped.items():
+    keep = None
+    for reason, mask in bad.items():
+        m = mask if keep is None else (mask & keep)
+        k = int(m.sum())
+        if not k:
+            continue
         dropped[reason] += k
-    lookup = vocab.lookup(ch.type_dict, where)
-    if len(ch.types):
-        types = lookup[ch.types]
-        drop = types == -2
-        if drop.any():
-            k = int(drop.sum())
-            if cfg.strict:
-                raise InputError(f"{path}: {k} rows with an engagement type not in --types; --strict makes dropped rows fatal")
-            dropped["unknown_type"] += k
-            keep = ~drop
-            ch.users, ch.tweets, ch.times, types = ch.users[keep], ch.tweets[keep], ch.times[keep], types[keep]
-            ch.users, ch.user_dict = _compact(ch.users, ch.user_dict)
-            ch.tweets, ch.tweet_dict = _compact(ch.tweets, ch.tweet_dict)
-        ch.types = types
+        keep = ~mask if keep is None else (keep & ~mask)
+    lookup = vocab.lookup(type_dict, str(path))
+    etypes = lookup[np.maximum(types, 0)] if len(lookup) else np.zeros(len(types), np.int32)
+    unknown = etypes == -2
+    if keep is not None:
+        unknown &= keep
+    k = int(unknown.sum())
+    if k:
+        if cfg.strict:
+            raise InputError(f"{path}: {k} rows with an engagement type not in --types; --strict makes dropped rows fatal")
+        dropped["unknown_type"] += k
+        keep = ~unknown if keep is None else (keep & ~unknown)
+    etypes = etypes.astype(np.int8)
+    if keep is not None:
+        state["any_drop"] = True
+        users, tweets, etypes, times = users[keep], tweets[keep], etypes[keep], times[keep]
+    parts["users"].append(users)
+    parts["tweets"].append(tweets)
+    parts["etypes"].append(etypes)
+    parts["times"].append(times)
 
 
 def _reason_column(reason: str, cfg: BuildConfig) -> str | None:

@@ -1,0 +1,51 @@
+"""graph.idmap.IdTable: one persistent table per id column agrees with pyarrow's dictionary_encode."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+
+from coengage.errors import InputError
+from graph.idmap import IdTable
+
+
+def test_codes_and_ids_equal_dictionary_encode_over_chunks_with_growth():
+    rng = np.random.default_rng(0)
+    values = [f"id{v}" + "x" * int(v % 13) for v in rng.integers(0, 50_000, 120_000)]
+    chunks = [pa.array(values[i:i + 7_000]) for i in range(0, len(values), 7_000)]
+    table = IdTable(capacity=16)  # forces many rehashes / buffer growths
+    codes = np.concatenate([table.encode(c) for c in chunks])
+    ref = pa.chunked_array(chunks).dictionary_encode()
+    ref_codes = np.concatenate([c.indices.to_numpy() for c in ref.chunks])
+    assert np.array_equal(codes, ref_codes)
+    assert table.ids().equals(ref.chunk(ref.num_chunks - 1).dictionary)
+
+
+def test_null_empty_and_whitespace_ids_get_minus_one():
+    table = IdTable()
+    codes = table.encode(pa.array(["a", None, "", "  ", "\t", "\u3000", "b", "a", " a"]))
+    assert codes.tolist() == [0, -1, -1, -1, -1, -1, table.encode(pa.array(["b"]))[0], 0, codes[-1]]
+    assert codes[-1] >= 0 and table.ids().to_pylist()[codes[-1]] == " a"  # not blank: kept as read
+
+
+def test_sliced_dictionary_large_string_and_integer_inputs():
+    table = IdTable()
+    arr = pa.array(["x", "y", "z", "y"]).slice(1)
+    assert table.encode(arr).tolist() == [0, 1, 0]
+    d = pa.array(["z", None, "w", "y"]).dictionary_encode()
+    assert table.encode(d).tolist() == [1, -1, 2, 0]
+    assert table.encode(pa.array(["w", "q"], pa.large_string())).tolist() == [2, 3]
+    assert table.encode(pa.array([7, 8, 7])).tolist() == [4, 5, 4]
+    assert table.ids().to_pylist() == ["y", "z", "w", "q", "7", "8"]
+    with pytest.raises(InputError, match="floating-point"):
+        table.encode(pa.array([1.5]))
+
+
+def test_utf8_ids_and_long_ids():
+    table = IdTable()
+    vals = ["é", "e\u0301", "x" * 2_000_000, "é", "x" * 2_000_000]
+    codes = table.encode(pa.array(vals))
+    assert codes.tolist() == [0, 1, 2, 0, 2]
+    assert pc.equal(table.ids(), pa.array(vals[:3])).to_pylist() == [True] * 3
