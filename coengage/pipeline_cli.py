@@ -31,7 +31,7 @@ DEMO_CONFIG = {
         "models": {"social": {"objective": "infonce"}, "mlm": {"objective": "mlm"}},
     },
     "eval": {"label_col": "hashtag", "seeds": 3, "max_steps": 1000, "eval_every": 100, "patience": 3,
-             "tasks": ["engagement", "classify", "pairs"], "baselines": []},
+             "tasks": ["engagement", "classify", "pairs"], "baselines": ["random"]},
     "report": {"samples": 8},
 }
 
@@ -147,8 +147,8 @@ def register(sub) -> None:
         description="Run the pipeline of configs/demo.yaml: synthetic engagement log (2,000 users, 5,000 tweets, "
                     "100,000 engagements) -> graph with 20%% of tweets held out -> TwHIN embeddings -> random-walk "
                     "pairs -> two BERT-tiny models trained from scratch (social = InfoNCE + 0.05 MLM, and the "
-                    "MLM-only ablation) -> evaluation on the held-out tweets (engagement HITS@10/MRR, classification "
-                    "macro-F1) -> report.html; prints the final table. Re-running reuses finished stages.",
+                    "MLM-only ablation) -> evaluation of both and a random baseline on the held-out tweets (engagement "
+                    "HITS@10/MRR, classification macro-F1) -> report.html; prints the final table. Re-running reuses finished stages.",
     )
     d.add_argument("--out", default="demo_out", help="run directory for every artifact of the demo (default: %(default)s)")
     d.add_argument("--quick", action="store_true", help="tiny settings: a smoke test in about a minute, not a result")

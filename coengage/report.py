@@ -58,7 +58,8 @@ def _num(v, digits: int = 4) -> str:
     return _esc(v)
 
 
-def _table(header: list[str], rows: list[list], num_cols: set | None = None, row_class: list | None = None) -> str:
+def _table(header: list[str], rows: list[list], num_cols: set | None = None, row_class: list | None = None,
+           digits: int = 4) -> str:
     num_cols = num_cols or set()
     out = ["<table><tr>" + "".join(f"<th>{_esc(h)}</th>" for h in header) + "</tr>"]
     for i, r in enumerate(rows):
@@ -66,7 +67,7 @@ def _table(header: list[str], rows: list[list], num_cols: set | None = None, row
         cells = []
         for j, v in enumerate(r):
             if j in num_cols:
-                cells.append(f'<td class="num">{_num(v)}</td>')
+                cells.append(f'<td class="num">{_num(v, digits)}</td>')
             else:
                 cells.append(f'<td class="text">{_esc(v)}</td>' if isinstance(v, str) and len(v) > 60 else f"<td>{_esc(v)}</td>")
         out.append(f"<tr{cls}>" + "".join(cells) + "</tr>")
@@ -193,7 +194,7 @@ def _graph_section(run_dir: Path) -> str:
     return ("<h2 id='graph'>Graph statistics</h2>" + _table(["", "count"], rows, {1})
             + "<h3>Degrees (distinct edges per node)</h3>"
             + _table(["node type", "engagement", "nodes", "zero", "mean", "median", "p90", "p99", "max"], deg_rows,
-                     {2, 3, 4, 5, 6, 7, 8})
+                     {2, 3, 4, 5, 6, 7, 8}, digits=2)
             + (_png(plot, "degree distributions") if plot.exists() else ""))
 
 

@@ -20,21 +20,25 @@ from tests.run_helpers import artifact_contents, assert_same_contents, tiny
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
 
-# `coengage run` in a child process. With COENGAGE_TEST_KILL_IN_WRITE=1 the pair file's atomic
-# write kills the process after the temporary file is complete and before the rename: the
-# narrowest window, which polling from outside cannot hit reliably for a sub-second stage.
+# `coengage run` in a child process. COENGAGE_TEST_KILL_IN_WRITE=graph|pairs makes the graph's
+# (or the pair file's) atomic write kill the process once the temporary directory (file) is
+# complete and before the rename: the narrowest window, which polling from outside cannot hit
+# reliably for a sub-second write.
 DRIVER = """
 import os, signal, sys, contextlib
-if os.environ.get("COENGAGE_TEST_KILL_IN_WRITE"):
-    import mining.pairs_io as io
-    real = io.atomic_file
+where = os.environ.get("COENGAGE_TEST_KILL_IN_WRITE")
+if where:
+    module, name = {"graph": ("graph.writer", "atomic_dir"), "pairs": ("mining.pairs_io", "atomic_file")}[where]
+    import importlib
+    mod = importlib.import_module(module)
+    real = getattr(mod, name)
     @contextlib.contextmanager
-    def killing(target):
-        with real(target) as tmp:
+    def killing(target, *a, **k):
+        with real(target, *a, **k) as tmp:
             yield tmp
             assert tmp.exists()
             os.kill(os.getpid(), signal.SIGKILL)
-    io.atomic_file = killing
+    setattr(mod, name, killing)
 from coengage.cli import main
 sys.exit(main(["-q", "run", "--config", sys.argv[1], "--out", sys.argv[2]]))
 """
@@ -79,16 +83,17 @@ def test_killed_runs_finish_with_identical_artifacts(tmp_path):
     ref_dir, run_dir = tmp_path / "ref", tmp_path / "killed"
     run(validate(config()), ref_dir)  # the uninterrupted run
 
-    # 1. during graph build: its temporary directory exists (being written)
-    p = start(cfg_path, run_dir)
-    kill_when(p, lambda: any(run_dir.glob("graph.tmp-*")), "graph build writing graph.tmp-*")
-    assert not (run_dir / "graph").exists()
+    # 1. during graph build: the graph's temporary directory is complete, not yet renamed
+    p = start(cfg_path, run_dir, {"COENGAGE_TEST_KILL_IN_WRITE": "graph"})
+    p.wait(timeout=400)
+    assert p.returncode == -signal.SIGKILL
+    assert not (run_dir / "graph").exists() and list(run_dir.glob("graph.tmp-*"))
     # 2. during embedding: after the first epoch's checkpoint, before EMB_DIR is published
     p = start(cfg_path, run_dir)
     kill_when(p, lambda: (run_dir / "emb.checkpoint").exists(), "the first embedding checkpoint")
     assert not (run_dir / "emb").exists() and (run_dir / "graph" / "manifest.json").exists()
     # 3. during mining: the pair file's temporary file is complete, not yet renamed
-    p = start(cfg_path, run_dir, {"COENGAGE_TEST_KILL_IN_WRITE": "1"})
+    p = start(cfg_path, run_dir, {"COENGAGE_TEST_KILL_IN_WRITE": "pairs"})
     p.wait(timeout=400)
     assert p.returncode == -signal.SIGKILL
     assert not (run_dir / "pairs.parquet").exists() and list(run_dir.glob("pairs.parquet.tmp-*"))
