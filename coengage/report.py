@@ -316,6 +316,9 @@ def _train_section(run_dir: Path) -> str:
         if (run_dir / "models").is_dir() else []
     if not models:
         return "<h2 id='train'>Training</h2><p class='note'>No trained models.</p>"
+    stages = (_read_json(run_dir / "run.json") or {}).get("stages", [])
+    order = [s.split(".", 1)[1] for s in stages if s.startswith("train.")]  # the config's order
+    models.sort(key=lambda p: (order.index(p.name) if p.name in order else len(order), p.name))
     logs = {}
     rows = []
     for mdir in models:
