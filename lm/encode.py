@@ -5,7 +5,8 @@ Poolings:
 * ``cls``      -- the [CLS] hidden state, [N, H];
 * ``mean``     -- the mean over non-special tokens, [N, H];
 * ``cls_mean`` -- [CLS] ‖ mean of non-special tokens, [N, 2H] (TwHIN-BERT's evaluation);
-* ``head``     -- the projection head applied to [CLS] (MODEL_DIRs from `coengage lm train`).
+* ``head``     -- the projection head applied to the pooling it was trained on (MODEL_DIRs from
+  `coengage lm train`; ``head.input`` in coengage_config.json: cls or mean).
 
 Texts are encoded in length-sorted batches (less padding) and returned in input order.
 """
@@ -102,7 +103,9 @@ class Encoder:
                 mean = (hidden * content).sum(1) / content.sum(1).clamp(min=1)
                 vec = mean if pooling == "mean" else torch.cat([cls, mean], dim=-1)
             elif pooling == "head":
-                vec = self.head(cls)
+                from lm.model import pool
+
+                vec = self.head(pool(hidden, mask, self.coengage_config["head"].get("input", "cls")))
             else:
                 vec = cls
             out[idx] = vec.cpu().numpy()

@@ -110,11 +110,22 @@ def _sparse_mlm_head(model):
     return None
 
 
+def pool(hidden, attention_mask, pooling: str):
+    """[N, L, H] -> [N, H]: the [CLS] state, or the mean over non-padding positions."""
+    if pooling == "cls":
+        return hidden[:, 0]
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)  # [N, L, 1]
+    return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
+
+
 class SocialEncoder(nn.Module):
     """Masked LM + projection head. ``forward`` returns ``(embeddings [N, d] or None, mlm_loss or None)``."""
 
-    def __init__(self, mlm_model, head_dims=()):
+    def __init__(self, mlm_model, head_dims=(), pooling: str = "cls"):
         super().__init__()
+        if pooling not in ("cls", "mean"):
+            raise ValueError(f"pooling must be cls or mean, got {pooling!r}")
+        self.pooling = pooling
         self.mlm = mlm_model
         hidden = mlm_model.config.hidden_size
         self.head = make_head(hidden, head_dims)
@@ -131,17 +142,15 @@ class SocialEncoder(nn.Module):
                 sel = labels != -100
                 logits = self._mlm_head(hidden[sel])  # [M, V]
                 mlm_loss = F.cross_entropy(logits.float(), labels[sel])
-            cls = hidden[:, 0]
         else:
             out = self.mlm(input_ids=input_ids, attention_mask=attention_mask, labels=labels,
                            output_hidden_states=True)
             mlm_loss = out.loss if labels is not None else None
-            cls = out.hidden_states[-1][:, 0]
+            hidden = out.hidden_states[-1]
         if embed:
             if clean_input_ids is not None:
-                cls = self.mlm.base_model(input_ids=clean_input_ids,
-                                          attention_mask=attention_mask).last_hidden_state[:, 0]
-            emb = self.head(cls)
+                hidden = self.mlm.base_model(input_ids=clean_input_ids, attention_mask=attention_mask).last_hidden_state
+            emb = self.head(pool(hidden, attention_mask, self.pooling))
         return emb, mlm_loss
 
     def save_head(self, directory: str | os.PathLike) -> None:

@@ -137,7 +137,7 @@ def build_model(config: TrainConfig, corpus, work: Path, is_main: bool):
         base = config.model
     tokenizer.model_max_length = config.max_length
     torch.manual_seed(config.seed + 1)
-    model = SocialEncoder(mlm, config.head_dims)
+    model = SocialEncoder(mlm, config.head_dims, config.resolved_pooling())
     n = sum(p.numel() for p in mlm.parameters())
     log.info("model %s: %.1fM parameters, hidden %d, vocab %d", base, n / 1e6, mlm.config.hidden_size, len(tokenizer))
     return model, tokenizer, base
@@ -400,7 +400,7 @@ def publish(config: TrainConfig, trainer: Trainer, inputs: Inputs, base: str, st
         hidden = model.mlm.config.hidden_size
         write_json(tmp / "coengage_config.json", {
             "train": config.to_dict(), "base_model": base,
-            "head": {"file": "head.safetensors", "input": "cls", "hidden": hidden, "dims": model.head_dims,
+            "head": {"file": "head.safetensors", "input": model.pooling, "hidden": hidden, "dims": model.head_dims,
                      "activation": "gelu"},
             "max_length": config.max_length, "total_steps": trainer.total_steps, "mlm_stage_steps": trainer.mlm_steps,
         })
