@@ -135,7 +135,7 @@ def register(sub) -> None:
                         "(blocked matrix products) (default: auto)")
     g.add_argument("--pq", type=_positive_int, default=None,
                    help="faiss-ivf: product-quantise vectors into this many sub-vectors (must divide the dimension)")
-    g.add_argument("--nlist", type=_positive_int, default=None, help="faiss-ivf: inverted lists (default: ~4*sqrt(tweets))")
+    g.add_argument("--nlist", type=_positive_int, default=None, help="faiss-ivf: inverted lists (default: ~sqrt(tweets))")
     g.add_argument("--nprobe", type=_positive_int, default=None, help="faiss-ivf: lists searched per query (default: 32)")
     g.add_argument("--hnsw-m", type=_positive_int, default=32, help="faiss-hnsw: neighbours per node (default: 32)")
     g.add_argument("--ef-search", type=_positive_int, default=None, help="faiss-hnsw: search breadth (default: max(128, 2k))")

@@ -128,7 +128,7 @@ def exact_topk(db: np.ndarray, queries: np.ndarray, k: int, *, query_ids: np.nda
     for s in tqdm(range(0, q, bq), desc="exact kNN", unit="block", disable=None if progress else True):
         sims = queries[s:s + bq] @ db.T  # [bq, n]
         if take < n:
-            part = np.argpartition(-sims, take - 1, axis=1)[:, :take]
+            part = np.argpartition(sims, n - take, axis=1)[:, n - take:]
         else:
             part = np.broadcast_to(np.arange(n), sims.shape).copy()
         cand = np.take_along_axis(sims, part, 1)
@@ -140,8 +140,8 @@ def exact_topk(db: np.ndarray, queries: np.ndarray, k: int, *, query_ids: np.nda
 
 
 def default_nlist(n: int) -> int:
-    """IVF lists: ~4·sqrt(n), at least 1, and few enough to train on >= 39 points each."""
-    return int(max(1, min(int(4 * np.sqrt(n)), n // 39)))
+    """IVF lists: ~sqrt(n), at least 1, and few enough to train on >= 39 points each."""
+    return int(max(1, min(int(np.sqrt(n)), n // 39)))
 
 
 def build_faiss_index(db: np.ndarray, index: str, *, nlist: int | None = None, pq: int | None = None,
@@ -173,7 +173,7 @@ def build_faiss_index(db: np.ndarray, index: str, *, nlist: int | None = None, p
     if pq:
         ivf.do_polysemous_training = False  # slow, and only for polysemous search, which we don't use
         ivf.pq.cp.seed = int(seed)
-    train_size = int(train_size or min(n, max(256 * nlist, 100_000)))
+    train_size = int(train_size or min(n, max(64 * nlist, 50_000)))
     rng = np.random.default_rng(seed)
     sample = db if train_size >= n else db[np.sort(rng.choice(n, train_size, replace=False))]
     idx.train(np.ascontiguousarray(sample))

@@ -67,7 +67,7 @@ class KnnConfig:
     embeddings: str | None = None  # EMB_DIR written by `coengage graph embed`
     k: int = 20  # neighbours per query tweet
     index: str = "auto"  # auto | exact | faiss-ivf | faiss-hnsw
-    nlist: int | None = None  # IVF lists (default ~4*sqrt(n))
+    nlist: int | None = None  # IVF lists (default ~sqrt(n))
     nprobe: int | None = None  # IVF lists searched per query (default 32)
     pq: int | None = None  # IVF product quantisation: sub-vectors per vector
     hnsw_m: int = 32  # HNSW neighbours per node
