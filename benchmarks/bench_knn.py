@@ -132,7 +132,22 @@ def main(argv=None) -> int:
     }
     path = write_result("knn_quick" if args.quick else "knn", result)
     print(f"wrote {path}")
+    if not args.quick:
+        merge_into_mining(result)
     return 0
+
+
+def merge_into_mining(result: dict) -> None:
+    """The issue's mining.json carries the kNN figures too; copy them there (keys prefixed knn_)."""
+    import json
+
+    from _common import RESULTS
+
+    path = RESULTS / "mining.json"
+    mining = json.loads(path.read_text()) if path.exists() else {}
+    mining.update({k: v for k, v in result.items() if k.startswith("knn_")})
+    mining["knn_source"] = "benchmarks/bench_knn.py (benchmarks/results/knn.json)"
+    write_result("mining", mining)
 
 
 if __name__ == "__main__":
