@@ -107,14 +107,19 @@ def read_manifest(directory: str | os.PathLike, kind: str | None = None) -> dict
         raise ArtifactError(f"{directory}: no such directory")
     if not path.exists():
         raise ArtifactError(f"{directory}: not a coengage artifact (no {MANIFEST})")
+    return load_manifest_file(path, kind, where=directory)
+
+
+def load_manifest_file(path: str | os.PathLike, kind: str | None = None, where: Any = None) -> dict:
+    """Parse a manifest file; a corrupt one, or one of another ``kind``, is an ArtifactError
+    naming ``where`` (default: the file)."""
+    path = Path(path)
     try:
         manifest = json.loads(path.read_text())
     except json.JSONDecodeError as e:
         raise ArtifactError(f"{path}: corrupt manifest ({e})") from e
     if kind is not None and manifest.get("kind") != kind:
-        raise ArtifactError(
-            f"{directory}: expected a {kind!r} artifact, found {manifest.get('kind')!r}"
-        )
+        raise ArtifactError(f"{where or path}: expected a {kind!r} artifact, found {manifest.get('kind')!r}")
     return manifest
 
 

@@ -35,6 +35,16 @@ Run `coengage <command> --help` for each command's options.
 """
 
 
+def optional_module(name: str):
+    """Import ``name``, or return None when that module itself does not exist (a stage not built)."""
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as e:
+        if e.name == name:
+            return None
+        raise
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="coengage",
@@ -46,13 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as e:
-            if e.name == name:  # stage not built yet
-                continue
-            raise
-        module.register(sub)
+        module = optional_module(name)
+        if module:
+            module.register(sub)
     return parser
 
 

@@ -6,19 +6,12 @@ only wires them in. Nothing here imports dgl, numba or torch at import time.
 
 from __future__ import annotations
 
-import importlib
+from coengage.cli import optional_module as _optional
 
 TOP_LEVEL = ("graph.synth_cli",)  # `coengage synth`
 GRAPH_GROUP = ("graph.build_cli", "graph.stats_cli", "graph.embed_cli")  # `coengage graph ...`
 
 
-def _optional(name: str):
-    try:
-        return importlib.import_module(name)
-    except ModuleNotFoundError as e:
-        if e.name == name:
-            return None
-        raise
 
 
 def register(sub) -> None:

@@ -7,18 +7,11 @@ the same optional-import pattern as graph/cli.py. Nothing here imports torch.
 
 from __future__ import annotations
 
-import importlib
+from coengage.cli import optional_module as _optional
 
 LM_GROUP = ("lm.train_cli", "lm.eval_cli")  # `coengage lm train|eval`
 
 
-def _optional(name: str):
-    try:
-        return importlib.import_module(name)
-    except ModuleNotFoundError as e:
-        if e.name == name:
-            return None
-        raise
 
 
 def register(sub) -> None:

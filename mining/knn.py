@@ -19,13 +19,13 @@ Tweets whose vector is zero (cosine undefined) are neither queried nor returned.
 from __future__ import annotations
 
 import importlib.util
-import json
 import logging
 import os
 from pathlib import Path
 
 import numpy as np
 
+from coengage.artifacts import load_manifest_file
 from coengage.errors import ArtifactError
 
 log = logging.getLogger(__name__)
@@ -51,12 +51,7 @@ def load_embeddings(emb_dir: str | os.PathLike, graph=None, mmap: bool = True) -
         raise ArtifactError(f"{emb_dir}: no such embeddings directory (make one with `coengage graph embed`)")
     if not path.exists():
         raise ArtifactError(f"{emb_dir}: not an embeddings directory (no manifest.json); make one with `coengage graph embed`")
-    try:
-        manifest = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise ArtifactError(f"{path}: corrupt manifest ({e})") from e
-    if manifest.get("kind") != EMB_KIND:
-        raise ArtifactError(f"{emb_dir}: expected a {EMB_KIND!r} artifact, found {manifest.get('kind')!r}")
+    manifest = load_manifest_file(path, EMB_KIND, where=emb_dir)
     if graph is not None:
         from graph.artifact import check_fingerprint
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from coengage.artifacts import file_fingerprint, now_iso, write_json, atomic_file
+from coengage.artifacts import atomic_file, file_fingerprint, load_manifest_file, now_iso, write_json
 from coengage.errors import ArtifactError, InputError
 
 KIND = "coengage.pairs"
@@ -118,12 +118,7 @@ def read_manifest(path: str | os.PathLike, check: bool = True) -> dict:
         raise ArtifactError(f"{path}: no such pair file")
     if not mpath.exists():
         raise ArtifactError(f"{path}: no manifest beside it ({mpath.name}); was it written by `coengage mine`?")
-    try:
-        manifest = json.loads(mpath.read_text())
-    except json.JSONDecodeError as e:
-        raise ArtifactError(f"{mpath}: corrupt manifest ({e})") from e
-    if manifest.get("kind") != KIND:
-        raise ArtifactError(f"{mpath}: expected a {KIND!r} manifest, found {manifest.get('kind')!r}")
+    manifest = load_manifest_file(mpath, KIND)
     if check and manifest.get("fingerprint") != file_fingerprint(path):
         raise ArtifactError(f"{path} changed after it was written (fingerprint differs from {mpath.name}); "
                             "re-run `coengage mine`")
