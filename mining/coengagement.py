@@ -239,19 +239,11 @@ def coengagement_pairs(tu_indptr, tu_indices, tu_time, ut_indptr, ut_indices, ut
         raise ValueError(f"top_k must be None or an integer >= 1, got {top_k!r}")
     if window_s is not None and not (np.isfinite(window_s) and window_s >= 0):
         raise ValueError(f"window_s must be None or a number of seconds >= 0, got {window_s!r}")
-    tu_indptr = np.ascontiguousarray(tu_indptr, dtype=np.int64)
-    ut_indptr = np.ascontiguousarray(ut_indptr, dtype=np.int64)
-    tu_indices = np.ascontiguousarray(tu_indices, dtype=np.int32)
-    ut_indices = np.ascontiguousarray(ut_indices, dtype=np.int32)
-    tu_time = np.ascontiguousarray(tu_time, dtype=np.int64)
-    ut_time = np.ascontiguousarray(ut_time, dtype=np.int64)
-    from mining.walk import _check_csr
+    from mining.walk import csr_pair
 
+    tu_indptr, tu_indices, tu_time, ut_indptr, ut_indices, ut_time = csr_pair(
+        tu_indptr, tu_indices, tu_time, ut_indptr, ut_indices, ut_time, np.int64, "time")
     T, U = len(tu_indptr) - 1, len(ut_indptr) - 1
-    _check_csr("tu", tu_indptr, tu_indices, U)
-    _check_csr("ut", ut_indptr, ut_indices, T)
-    if not (len(tu_indices) == len(ut_indices) == len(tu_time) == len(ut_time)):
-        raise ValueError("tu/ut indices and time arrays must all have the same length (one entry per edge)")
     cap = int(max_user_degree)
     window = _NO_WINDOW if window_s is None else int(np.floor(window_s))
     norm = NORMALIZATIONS[normalize]

@@ -494,19 +494,28 @@ def _check_csr(name: str, indptr, indices, n_cols: int | None):
             raise ValueError(f"{name}_indices must lie in [0, {n_cols}), got [{lo}, {hi}]")
 
 
-def prepare_walk_inputs(tu_indptr, tu_indices, tu_etype, ut_indptr, ut_indices, ut_etype, type_weights):
-    """Validate and convert the CSR arrays (no copy when dtypes already match, e.g. mmap arrays)."""
+def csr_pair(tu_indptr, tu_indices, tu_edge, ut_indptr, ut_indices, ut_edge, edge_dtype, edge_name: str):
+    """A tweet->user CSR, its user->tweet transpose and one per-edge array of each, validated and
+    converted (no copy when dtypes already match, e.g. mmap arrays):
+    ``(tu_indptr, tu_indices, tu_edge, ut_indptr, ut_indices, ut_edge)``."""
     tu_indptr = np.ascontiguousarray(tu_indptr, dtype=np.int64)
     ut_indptr = np.ascontiguousarray(ut_indptr, dtype=np.int64)
     tu_indices = np.ascontiguousarray(tu_indices, dtype=np.int32)
     ut_indices = np.ascontiguousarray(ut_indices, dtype=np.int32)
-    tu_etype = np.ascontiguousarray(tu_etype, dtype=np.int8)
-    ut_etype = np.ascontiguousarray(ut_etype, dtype=np.int8)
+    tu_edge = np.ascontiguousarray(tu_edge, dtype=edge_dtype)
+    ut_edge = np.ascontiguousarray(ut_edge, dtype=edge_dtype)
     n_tweets, n_users = len(tu_indptr) - 1, len(ut_indptr) - 1
     _check_csr("tu", tu_indptr, tu_indices, n_users)
     _check_csr("ut", ut_indptr, ut_indices, n_tweets)
-    if len(tu_etype) != len(tu_indices) or len(ut_etype) != len(ut_indices) or len(tu_indices) != len(ut_indices):
-        raise ValueError("tu/ut indices and etype arrays must all have the same length (one entry per edge)")
+    if not (len(tu_indices) == len(ut_indices) == len(tu_edge) == len(ut_edge)):
+        raise ValueError(f"tu/ut indices and {edge_name} arrays must all have the same length (one entry per edge)")
+    return tu_indptr, tu_indices, tu_edge, ut_indptr, ut_indices, ut_edge
+
+
+def prepare_walk_inputs(tu_indptr, tu_indices, tu_etype, ut_indptr, ut_indices, ut_etype, type_weights):
+    """Validate and convert the CSR arrays (no copy when dtypes already match, e.g. mmap arrays)."""
+    tu_indptr, tu_indices, tu_etype, ut_indptr, ut_indices, ut_etype = csr_pair(
+        tu_indptr, tu_indices, tu_etype, ut_indptr, ut_indices, ut_etype, np.int8, "etype")
     w = np.asarray(type_weights, dtype=np.float64).ravel()
     if len(w) == 0 or not np.all(np.isfinite(w)) or np.any(w < 0) or w.max() <= 0:
         raise ValueError(f"type_weights must be finite, >= 0, with at least one > 0; got {w.tolist()}")

@@ -43,6 +43,18 @@ def logistic_loss(pos: torch.Tensor, negs: list[torch.Tensor], weight: torch.Ten
     return total + (neg_sum / n_neg if reduction == "mean" else neg_sum)
 
 
+def chunk_groups(B: int, chunk_size: int) -> list:
+    """``(positive rows, negative chunks, n chunks, chunk length)`` for the full chunks and the
+    shorter last one: positives [i*C, (i+1)*C) share negatives i."""
+    n_full = B // chunk_size
+    groups = []
+    if n_full:
+        groups.append((slice(0, n_full * chunk_size), slice(0, n_full), n_full, chunk_size))
+    if B % chunk_size:
+        groups.append((slice(n_full * chunk_size, B), slice(n_full, n_full + 1), 1, B % chunk_size))
+    return groups
+
+
 def batch_loss(u: torch.Tensor, r: torch.Tensor, t: torch.Tensor, weight: torch.Tensor,
                neg_t: torch.Tensor, neg_u: torch.Tensor, chunk_size: int, reduction: str = "mean") -> torch.Tensor:
     """Mean loss per positive of a batch.
@@ -51,12 +63,7 @@ def batch_loss(u: torch.Tensor, r: torch.Tensor, t: torch.Tensor, weight: torch.
     positives [i*C, (i+1)*C) share negatives i (the last chunk may be shorter).
     """
     B, d = u.shape
-    n_full = B // chunk_size
-    groups = []
-    if n_full:
-        groups.append((slice(0, n_full * chunk_size), slice(0, n_full), n_full, chunk_size))
-    if B % chunk_size:
-        groups.append((slice(n_full * chunk_size, B), slice(n_full, n_full + 1), 1, B % chunk_size))
+    groups = chunk_groups(B, chunk_size)
     total = None
     for rows, chunks, n, c in groups:
         pos, tneg, uneg = chunk_scores(u[rows].view(n, c, d), r[rows].view(n, c, d), t[rows].view(n, c, d),
@@ -77,12 +84,7 @@ def batch_loss_and_grads(u: torch.Tensor, r: torch.Tensor, t: torch.Tensor, weig
     flow through the same batched matrix products as the forward pass. Tested against autograd.
     """
     B, d = u.shape
-    n_full = B // chunk_size
-    groups = []
-    if n_full:
-        groups.append((slice(0, n_full * chunk_size), slice(0, n_full), n_full, chunk_size))
-    if B % chunk_size:
-        groups.append((slice(n_full * chunk_size, B), slice(n_full, n_full + 1), 1, B % chunk_size))
+    groups = chunk_groups(B, chunk_size)
     n_neg = neg_t.shape[1] + neg_u.shape[1]
     k = (1.0 / n_neg if reduction == "mean" else 1.0) / B
     q = u + r
