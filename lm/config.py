@@ -79,7 +79,9 @@ class TrainConfig:
     batch_size: int = _f(32, "pairs per micro-batch per process (2x texts); negatives span the micro-batch "
                              "across all processes")
     grad_accum: int = _f(1, "micro-batches per optimizer step")
-    max_steps: int | None = _f(None, "optimizer steps (default: --epochs over the pairs)")
+    max_steps: int | None = _f(None, "optimizer steps (default: --epochs over the pairs); 0 publishes the starting "
+                                     "checkpoint untrained (tokenizer, weights and head as they are before step 1: "
+                                     "the evaluation's `untrained` baseline)")
     epochs: float = _f(1.0, "passes over the pairs when --max-steps is not given")
     lr: float = _f(1e-4, "peak learning rate of AdamW")
     weight_decay: float = _f(0.01, "AdamW weight decay (not applied to biases and LayerNorm)")
@@ -128,8 +130,8 @@ class TrainConfig:
                 bad(f"--{name.replace('_', '-')} must be >= 1; got {getattr(self, name)}")
         if self.max_length < 8:
             bad(f"--max-length must be >= 8; got {self.max_length}")
-        if self.max_steps is not None and self.max_steps < 1:
-            bad(f"--max-steps must be >= 1; got {self.max_steps}")
+        if self.max_steps is not None and self.max_steps < 0:
+            bad(f"--max-steps must be >= 0 (0: publish the untrained starting checkpoint); got {self.max_steps}")
         if self.epochs <= 0:
             bad(f"--epochs must be > 0; got {self.epochs}")
         if self.temperature <= 0:

@@ -221,7 +221,8 @@ class Trainer:
         self.batches = PairBatches(pair_len, config.batch_size * self.dist.world_size, config.seed,
                                    config.length_group_size)
         per_epoch_steps = max(1, self.batches.per_epoch // config.grad_accum)
-        self.total_steps = int(config.max_steps or max(1, math.ceil(config.epochs * per_epoch_steps)))
+        self.total_steps = int(config.max_steps if config.max_steps is not None
+                               else max(1, math.ceil(config.epochs * per_epoch_steps)))
         if config.stages == "mlm,joint":
             self.mlm_steps = int(config.mlm_stage_steps if config.mlm_stage_steps is not None else self.total_steps // 2)
         else:

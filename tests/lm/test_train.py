@@ -180,3 +180,30 @@ def test_missing_texts_past_the_threshold_fail(tmp_path, dataset):
     with pytest.raises(InputError, match=r"100 of 400 pairs"):
         train(tiny_config(bad, graph, tmp_path / "m"))
     assert not (tmp_path / "m").exists() and not work_dir_of(tmp_path / "m").exists()
+
+
+def test_zero_steps_publishes_the_starting_checkpoint(tmp_path, dataset):
+    """--max-steps 0 is the `untrained` baseline: the same tokenizer and initial weights a real run starts from."""
+    pairs, graph = dataset
+    untrained, trained = tmp_path / "u", tmp_path / "t"
+    train(tiny_config(pairs, graph, untrained, max_steps=0))
+    train(tiny_config(pairs, graph, trained, max_steps=2, lr=1e-2))
+    manifest = json.loads((untrained / "manifest.json").read_text())
+    assert manifest["steps"] == 0 and not (untrained / "train_log.jsonl").exists()
+    w0 = load_file(str(untrained / "model.safetensors"))
+    w2 = load_file(str(trained / "model.safetensors"))
+    assert w0.keys() == w2.keys()
+    changed = [k for k in w0 if not torch.equal(w0[k], w2[k])]
+    assert changed, "two steps at lr 1e-2 must move some weights"
+    # Same seed, same starting point: an independent 0-step run gives the same weights and tokenizer.
+    again = tmp_path / "u2"
+    train(tiny_config(pairs, graph, again, max_steps=0))
+    w0b = load_file(str(again / "model.safetensors"))
+    assert all(torch.equal(w0[k], w0b[k]) for k in w0)
+    assert (untrained / "tokenizer.json").read_text() == (trained / "tokenizer.json").read_text()
+
+
+def test_negative_steps_are_refused(tmp_path, dataset):
+    pairs, graph = dataset
+    with pytest.raises(InputError, match="max-steps must be >= 0"):
+        train(tiny_config(pairs, graph, tmp_path / "m", max_steps=-1))
