@@ -40,6 +40,9 @@ log = logging.getLogger(__name__)
 
 DROP_REASONS = ("empty_user", "empty_tweet", "empty_type", "bad_timestamp", "unknown_type")
 UNKNOWN_TYPE_POLICIES = ("error", "keep", "drop")
+# Read dictionary-encoded Parquet id/type columns as dictionaries (tests switch it off to
+# check that both paths build the same artifact).
+DICTIONARY_READS = True
 RESERVED_TEXT_COLUMNS = ("node", "tweet_id", "text")
 
 
@@ -431,6 +434,9 @@ def read_logs(cfg: BuildConfig, paths: list[Path]) -> dict:
     hints = [ingest.file_rows_hint(p, f) for p, f in zip(paths, fmts)]
     total = sum(hints) if all(h is not None for h in hints) else None
 
+    # Parquet columns stored dictionary-encoded come as DictionaryArray: only their
+    # dictionaries are hashed (graph.idmap); the result is the same as reading strings.
+    dict_cols = [c for c in (cfg.user_col, cfg.item_col, cfg.type_col) if c] if DICTIONARY_READS else []
     vocab = _TypeVocab(cfg)
     user_table, tweet_table = IdTable(), IdTable()
     parts: dict[str, list[np.ndarray]] = {"users": [], "tweets": [], "etypes": [], "times": []}
@@ -442,7 +448,8 @@ def read_logs(cfg: BuildConfig, paths: list[Path]) -> dict:
             for path, fmt in zip(paths, fmts):
                 stream = ingest.iter_chunks(path, columns, fmt=fmt, chunk_rows=cfg.chunk_rows, encoding=cfg.encoding,
                                             string_columns=[c for c in (cfg.user_col, cfg.item_col, cfg.time_col) if c],
-                                            dictionary_columns=[cfg.type_col] if cfg.type_col else [])
+                                            dictionary_columns=[cfg.type_col] if cfg.type_col else [],
+                                            prefer_dictionary=dict_cols)
                 pending: deque = deque()
                 row0 = 0
                 for table in stream:

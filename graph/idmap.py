@@ -4,11 +4,25 @@
 Numba kernel that hashes each row once and probes one open-addressing table that lives for
 the whole build, so ids are numbered in order of first appearance without a second pass
 over per-chunk dictionaries. The kernel releases the GIL: the user and tweet columns are
-encoded on two threads at once. Rows are hashed in groups of 32 whose first table slot and
-candidate bytes are loaded together, so the cache misses overlap.
+encoded on two threads at once.
 
-Null, empty and whitespace-only ids get code -1. The distinct ids are one contiguous byte
-buffer and come back as a ``pyarrow`` string array (:meth:`IdTable.ids`).
+Memory layout, chosen so a row costs about one cache miss that is already in flight when the
+row is reached:
+
+* a slot is two int64 words, ``[hash | 1, offset << 26 | flag << 24 | length]`` (0 = empty);
+  the full 64-bit hash is compared before any byte, so a probe touches one cache line;
+* the distinct ids live in one byte store as records ``[id: 4 bytes][UTF-8 bytes]``: the
+  byte comparison and the id come from the same cache line;
+* the kernel hashes row ``r + 16`` and prefetches its slot, and prefetches the stored bytes
+  of row ``r + 8`` (whose slot has arrived by then), while it resolves row ``r``.
+
+Dictionary-encoded input (:class:`pyarrow.DictionaryArray`, e.g. Parquet read with
+``read_dictionary``) is cheaper: only the dictionary entries the chunk uses are hashed, in
+order of their first use, and the rows take their codes through a small gather; the codes
+and the id order are exactly those of the plain path.
+
+Null, empty and whitespace-only ids get code -1. The distinct ids come back as a ``pyarrow``
+string array (:meth:`IdTable.ids`).
 """
 
 from __future__ import annotations
@@ -16,14 +30,42 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from numba import njit
+from llvmlite import ir
+from numba import njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 from coengage.errors import InputError
 
-_EMPTY = np.int64(-1)
-_BATCH = 32  # rows hashed and prefetched together
-_LEN_MAX = np.int64((1 << 20) - 1)  # longer ids keep their length in uoff only
+_AHEAD = 16  # rows hashed ahead: their slot is prefetched
+_AHEAD2 = 8  # rows ahead whose stored bytes are prefetched
+_RING = 32  # ring of hashes (power of two > _AHEAD)
+_LEN_MAX = np.int64((1 << 24) - 1)  # longer ids keep their length in uoff only
+_OFF_SHIFT = np.int64(26)
+_FLAG_BIT = np.int64(1 << 24)  # the id is blank or may be (look at ``blank``)
 _REAL, _BLANK, _MAYBE = 0, 1, 2  # blank flag of a distinct id (_MAYBE: whitespace + non-ASCII bytes)
+
+
+@intrinsic
+def _prefetch(typingctx, arr, idx):
+    """Hint the CPU to load ``arr[idx]`` into the cache (llvm.prefetch; no effect on results)."""
+    if not isinstance(arr, types.Array) or arr.ndim != 1 or not isinstance(idx, types.Integer):
+        return None
+    sig = types.void(arr, idx)
+
+    def codegen(context, builder, signature, args):
+        aryty, idxty = signature.args
+        ary = context.make_array(aryty)(context, builder, args[0])
+        i = context.cast(builder, args[1], idxty, types.intp)
+        ptr = cgutils.get_item_pointer(context, builder, aryty, ary, [i], wraparound=False)
+        i8p = ir.IntType(8).as_pointer()
+        i32 = ir.IntType(32)
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]),
+                                            "llvm.prefetch.p0i8")
+        builder.call(fn, [builder.bitcast(ptr, i8p), ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)])
+        return context.get_dummy_value()
+
+    return sig, codegen
 
 
 @njit(nogil=True, cache=True, inline="always")
@@ -38,7 +80,7 @@ def _mix(h):
 
 @njit(nogil=True, cache=True)
 def _hash(data, a, b):
-    """64-bit hash of ``data[a:b]``, 8 bytes at a time."""
+    """64-bit hash of ``data[a:b]``, 8 bytes at a time; never 0 (0 marks an empty slot)."""
     h = np.uint64(0x9E3779B97F4A7C15) ^ np.uint64(b - a)
     i = a
     while i + 8 <= b:
@@ -52,7 +94,7 @@ def _hash(data, a, b):
         for k in range(b - i):
             w |= np.uint64(data[i + k]) << np.uint64(8 * k)
         h = _mix(h ^ w ^ np.uint64(0xA5A5A5A5))
-    return h
+    return np.int64(h | np.uint64(1))
 
 
 @njit(nogil=True, cache=True)
@@ -69,64 +111,79 @@ def _blank_flag(data, a, b):
     return flag
 
 
+@njit(nogil=True, cache=True, inline="always")
+def _record_id(store, p):
+    """The id stored in the 4 bytes before ``store[p]``."""
+    return (np.int64(store[p - 4]) | (np.int64(store[p - 3]) << 8) | (np.int64(store[p - 2]) << 16)
+            | (np.int64(store[p - 1]) << 24))
+
+
 @njit(nogil=True, cache=True)
 def _encode(data, offsets, valid, has_valid, start, slots, store, uoff, blank, state, codes):
     """Codes of rows ``start..`` of one string column chunk; returns the next row to do.
 
-    Stops early (returning that row) when the table would pass half full or the distinct-id
-    buffers are full; the caller grows them and calls again. ``state`` is
-    ``[n_distinct, n_bytes, scratch]``. A slot is ``[tag << 31 | id, offset << 20 | length]``.
+    Stops early (returning that row) when the table would pass half full or the id buffers
+    are full; the caller grows them and calls again. ``state`` is ``[n_distinct, n_bytes]``.
     """
-    mask = np.int64(len(slots) - 1)
+    nslots = len(slots) // 2
+    mask = np.int64(nslots - 1)
     n_ids = state[0]
     n_bytes = state[1]
-    limit = len(slots) // 2
+    limit = nslots // 2
     n = len(offsets) - 1
-    hashes = np.empty(_BATCH, np.uint64)
-    touch = np.int64(0)
+    ring = np.empty(_RING, np.int64)
+    rmask = _RING - 1
+    for q in range(start, min(start + _AHEAD, n)):
+        h = _hash(data, offsets[q], offsets[q + 1])
+        ring[q & rmask] = h
+        _prefetch(slots, 2 * (h & mask))
     for r in range(start, n):
-        k0 = (r - start) % _BATCH
-        if k0 == 0:
-            for q in range(min(_BATCH, n - r)):
-                hq = _hash(data, offsets[r + q], offsets[r + q + 1])
-                hashes[q] = hq
-                iq = np.int64(hq & np.uint64(mask))
-                sq = slots[iq, 1]
-                if sq != -1:
-                    touch += store[sq >> np.int64(20)] + slots[iq, 0]
+        q = r + _AHEAD
+        if q < n:
+            h = _hash(data, offsets[q], offsets[q + 1])
+            ring[q & rmask] = h
+            _prefetch(slots, 2 * (h & mask))
+        q = r + _AHEAD2
+        if q < n:
+            h = ring[q & rmask]
+            i = h & mask
+            if slots[2 * i] == h:
+                _prefetch(store, slots[2 * i + 1] >> _OFF_SHIFT)
         if has_valid and not valid[r]:
             codes[r] = -1
             continue
         a = offsets[r]
         b = offsets[r + 1]
         length = b - a
-        h = hashes[k0]
-        tag = np.int64(h >> np.uint64(33))
-        i = np.int64(h & np.uint64(mask))
+        h = ring[r & rmask]
+        i = h & mask
         while True:
-            s = slots[i, 0]
-            if s == -1:  # a new id
-                if n_ids >= limit or n_ids + 1 >= len(uoff) or n_bytes + length > len(store):
+            s = slots[2 * i]
+            if s == 0:  # a new id
+                if n_ids >= limit or n_ids + 1 >= len(uoff) or n_bytes + 4 + length > len(store):
                     state[0] = n_ids
                     state[1] = n_bytes
-                    state[2] = touch
                     return r
+                for k in range(4):
+                    store[n_bytes + k] = (n_ids >> (8 * k)) & 0xFF
+                p = n_bytes + 4
                 for k in range(length):
-                    store[n_bytes + k] = data[a + k]
+                    store[p + k] = data[a + k]
                 uoff[n_ids] = n_bytes
-                uoff[n_ids + 1] = n_bytes + length
-                blank[n_ids] = _blank_flag(data, a, b)
-                slots[i, 0] = (tag << np.int64(31)) | n_ids
-                slots[i, 1] = (n_bytes << np.int64(20)) | min(length, _LEN_MAX)
-                n_bytes += length
-                codes[r] = -1 if blank[n_ids] == 1 else n_ids
+                uoff[n_ids + 1] = p + length
+                fl = _blank_flag(data, a, b)
+                blank[n_ids] = fl
+                slots[2 * i] = h
+                slots[2 * i + 1] = (p << _OFF_SHIFT) | (_FLAG_BIT if fl != 0 else 0) | min(length, _LEN_MAX)
+                n_bytes = p + length
+                codes[r] = -1 if fl == 1 else n_ids
                 n_ids += 1
                 break
-            if (s >> np.int64(31)) == tag:
-                j = s & np.int64(0x7FFFFFFF)
-                loc = slots[i, 1]
-                p = loc >> np.int64(20)
-                m = loc & _LEN_MAX
+            if s == h:
+                w = slots[2 * i + 1]
+                p = w >> _OFF_SHIFT
+                m = w & _LEN_MAX
+                j = _record_id(store, p)
                 if m == _LEN_MAX:
                     m = uoff[j + 1] - p
                 if m == length:
@@ -136,26 +193,60 @@ def _encode(data, offsets, valid, has_valid, start, slots, store, uoff, blank, s
                             same = False
                             break
                     if same:
-                        codes[r] = -1 if blank[j] == 1 else j
+                        codes[r] = -1 if (w & _FLAG_BIT) != 0 and blank[j] == 1 else j
                         break
             i = (i + 1) & mask
     state[0] = n_ids
     state[1] = n_bytes
-    state[2] = touch  # keeps the prefetch loads from being optimised away
     return n
 
 
 @njit(nogil=True, cache=True)
-def _rehash(store, uoff, n_ids, slots):
-    mask = np.int64(len(slots) - 1)
+def _rehash(store, uoff, blank, n_ids, slots):
+    mask = np.int64(len(slots) // 2 - 1)
     for j in range(n_ids):
-        h = _hash(store, uoff[j], uoff[j + 1])
-        tag = np.int64(h >> np.uint64(33))
-        i = np.int64(h & np.uint64(mask))
-        while slots[i, 0] != -1:
+        p = uoff[j] + 4
+        length = uoff[j + 1] - p
+        h = _hash(store, p, p + length)
+        i = h & mask
+        while slots[2 * i] != 0:
             i = (i + 1) & mask
-        slots[i, 0] = (tag << np.int64(31)) | j
-        slots[i, 1] = (uoff[j] << np.int64(20)) | min(uoff[j + 1] - uoff[j], _LEN_MAX)
+        slots[2 * i] = h
+        slots[2 * i + 1] = (p << _OFF_SHIFT) | (_FLAG_BIT if blank[j] != 0 else 0) | min(length, _LEN_MAX)
+
+
+@njit(nogil=True, cache=True)
+def _compact_store(store, uoff, n_ids, out, out_off):
+    """Copy the ids' bytes without their 4-byte id prefixes (for :meth:`IdTable.ids`)."""
+    o = 0
+    for j in range(n_ids):
+        out_off[j] = o
+        for k in range(uoff[j] + 4, uoff[j + 1]):
+            out[o] = store[k]
+            o += 1
+    out_off[n_ids] = o
+
+
+@njit(nogil=True, cache=True)
+def _first_use(indices, n_dict):
+    """Dictionary entries in order of first use by ``indices`` (-1 = null, skipped)."""
+    seen = np.zeros(n_dict, np.bool_)
+    order = np.empty(n_dict, np.int64)
+    k = 0
+    for i in range(len(indices)):
+        c = indices[i]
+        if c >= 0 and not seen[c]:
+            seen[c] = True
+            order[k] = c
+            k += 1
+    return order[:k]
+
+
+@njit(nogil=True, cache=True)
+def _gather_codes(indices, lut, codes):
+    for i in range(len(indices)):
+        c = indices[i]
+        codes[i] = -1 if c < 0 else lut[c]
 
 
 def _string_array(arr: pa.Array) -> pa.Array:
@@ -182,11 +273,11 @@ class IdTable:
 
     def __init__(self, capacity: int = 1 << 16):
         cap = 1 << max(4, int(capacity - 1).bit_length())
-        self._slots = np.full((2 * cap, 2), _EMPTY, np.int64)
+        self._slots = np.zeros(4 * cap, np.int64)  # 2 * cap slots of 2 words
         self._uoff = np.zeros(cap + 1, np.int64)
         self._blank = np.zeros(cap, np.int8)
-        self._store = np.empty(cap * 16, np.uint8)
-        self._state = np.zeros(3, np.int64)
+        self._store = np.empty(cap * 20, np.uint8)
+        self._state = np.zeros(2, np.int64)
 
     def __len__(self) -> int:
         return int(self._state[0])
@@ -197,26 +288,21 @@ class IdTable:
 
     def _grow(self, need_bytes: int) -> None:
         n_ids, n_bytes = int(self._state[0]), int(self._state[1])
-        if n_ids >= len(self._slots) // 2 or n_ids + 1 >= len(self._uoff):
-            cap = 2 * len(self._uoff)
-            self._uoff = np.resize(self._uoff, cap)
+        if n_ids >= len(self._slots) // 4 or n_ids + 1 >= len(self._uoff):
+            cap = 2 * len(self._blank)
+            self._uoff = np.resize(self._uoff, cap + 1)
             self._blank = np.resize(self._blank, cap)
-            self._slots = np.full((2 * len(self._slots), 2), _EMPTY, np.int64)
-            _rehash(self._store, self._uoff, n_ids, self._slots)
-        if n_bytes + need_bytes > len(self._store):
-            self._store = np.resize(self._store, max(2 * len(self._store), n_bytes + need_bytes))
+            self._slots = np.zeros(2 * len(self._slots), np.int64)
+            _rehash(self._store, self._uoff, self._blank, n_ids, self._slots)
+        if n_bytes + need_bytes + 4 > len(self._store):
+            self._store = np.resize(self._store, max(2 * len(self._store), n_bytes + need_bytes + 4))
 
     def encode(self, arr) -> np.ndarray:
         if isinstance(arr, pa.ChunkedArray):
             parts = [self.encode(c) for c in arr.chunks]
             return np.concatenate(parts) if parts else np.zeros(0, np.int32)
         if pa.types.is_dictionary(arr.type):
-            dict_codes = self.encode(arr.dictionary)
-            idx = arr.indices
-            if idx.null_count:
-                idx = pc.fill_null(idx, -1)
-            idx = idx.to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
-            return np.append(dict_codes, np.int32(-1))[idx]  # a null index (-1) takes the appended -1
+            return self._encode_dictionary(arr)
         arr = _string_array(arr)
         n = len(arr)
         codes = np.empty(n, np.int32)
@@ -238,6 +324,27 @@ class IdTable:
         self._resolve_unicode_blanks(first_new, codes)
         return codes
 
+    def _encode_dictionary(self, arr: pa.DictionaryArray) -> np.ndarray:
+        """Hash only the dictionary entries used, in order of first use; gather the row codes.
+
+        Gives exactly the codes (and id order) of encoding the decoded strings row by row:
+        the ids new to the table are numbered in the order the rows first use them.
+        """
+        idx = arr.indices
+        if idx.null_count:
+            idx = pc.fill_null(idx, -1)
+        idx = idx.to_numpy(zero_copy_only=False)
+        dictionary = arr.dictionary
+        order = _first_use(idx, len(dictionary))
+        lut = np.full(len(dictionary), -1, np.int32)
+        if len(order):
+            used = dictionary if len(order) == len(dictionary) and np.array_equal(order, np.arange(len(order))) \
+                else dictionary.take(pa.array(order))
+            lut[order] = self.encode(used)
+        codes = np.empty(len(idx), np.int32)
+        _gather_codes(idx, lut, codes)
+        return codes
+
     def _resolve_unicode_blanks(self, first_new: int, codes: np.ndarray) -> None:
         """Ids made only of whitespace and non-ASCII bytes: decide with Unicode rules (rare)."""
         maybe = np.flatnonzero(self._blank[first_new:len(self)] == _MAYBE) + first_new
@@ -245,7 +352,7 @@ class IdTable:
             return
         now_blank = []
         for j in maybe.tolist():
-            text = bytes(self._store[self._uoff[j]:self._uoff[j + 1]]).decode("utf-8", "replace")
+            text = bytes(self._store[self._uoff[j] + 4:self._uoff[j + 1]]).decode("utf-8", "replace")
             self._blank[j] = _BLANK if text.strip() == "" else _REAL
             if self._blank[j] == _BLANK:
                 now_blank.append(j)
@@ -255,9 +362,10 @@ class IdTable:
     def ids(self) -> pa.Array:
         """Every distinct id read (blank ones included) as a string array, in id order."""
         n, nb = len(self), int(self._state[1])
-        offsets = self._uoff[:n + 1]
-        if nb < 2**31 - 1:
+        data = np.empty(max(nb - 4 * n, 1), np.uint8)
+        offsets = np.empty(n + 1, np.int64)
+        _compact_store(self._store, self._uoff, n, data, offsets)
+        if offsets[-1] < 2**31 - 1:
             return pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(offsets.astype(np.int32)),
-                                                          pa.py_buffer(self._store[:nb].copy())])
-        return pa.Array.from_buffers(pa.large_string(), n, [None, pa.py_buffer(offsets.copy()),
-                                                            pa.py_buffer(self._store[:nb].copy())])
+                                                          pa.py_buffer(data)])
+        return pa.Array.from_buffers(pa.large_string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(data)])

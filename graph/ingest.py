@@ -261,12 +261,16 @@ def iter_chunks(
     encoding: str = "utf-8",
     string_columns: Sequence[str] = (),
     dictionary_columns: Sequence[str] = (),
+    prefer_dictionary: Sequence[str] = (),
 ) -> Iterator[pa.Table]:
     """Yield tables with exactly ``columns`` (in that order), a chunk at a time.
 
     For CSV/TSV, ``string_columns`` are read as strings (no type inference, so ids like
     ``007`` stay ids) and ``dictionary_columns`` as dictionary-encoded strings; Parquet and
-    JSONL keep their stored types. Missing columns must have been checked with
+    JSONL keep their stored types, except that the Parquet string columns among
+    ``prefer_dictionary`` that the file stores dictionary-encoded (:func:`parquet_dictionary_columns`)
+    come back as ``DictionaryArray`` (indices + the row group's dictionary), which is cheaper
+    than decoding every row's string. Missing columns must have been checked with
     :func:`require_columns` first. Decoding problems raise :class:`InputError` with file and line.
     """
     path = Path(path)
@@ -276,7 +280,8 @@ def iter_chunks(
         if fmt == "parquet":
             import pyarrow.parquet as pq
 
-            pf = pq.ParquetFile(path)
+            read_dictionary = parquet_dictionary_columns(path, prefer_dictionary) if prefer_dictionary else []
+            pf = pq.ParquetFile(path, read_dictionary=read_dictionary or None)
             for batch in pf.iter_batches(batch_size=int(chunk_rows), columns=columns, use_threads=True):
                 yield pa.Table.from_batches([batch])
         elif fmt in ("csv", "tsv"):
@@ -295,6 +300,54 @@ def iter_chunks(
         raise InputError(f"{path}: cannot parse as {fmt} ({e})") from None
     except (OSError, EOFError, gzip.BadGzipFile) as e:
         raise InputError(f"{path}: cannot read ({e})") from None
+
+
+# A column chunk whose bytes are under this share of the plain-encoded estimate is taken to
+# be dictionary-encoded throughout (writers fall back to plain pages once the dictionary
+# page is full, e.g. pyarrow at 1 MiB: such chunks are about as big as the plain estimate).
+_DICTIONARY_SHARE = 0.5
+
+
+def parquet_dictionary_columns(path: str | os.PathLike, candidates: Sequence[str]) -> list[str]:
+    """The string columns among ``candidates`` worth reading as dictionaries from a Parquet file.
+
+    A column qualifies when every row group stores it with a dictionary page and its size is
+    well under what plain strings would take (rows x (4 + typical length from the min/max
+    statistics)): then almost every data page holds dictionary indices, and reading the
+    indices skips both decoding each row's string and hashing it. Otherwise (high-cardinality
+    ids that overflowed the dictionary page) reading as a dictionary would make pyarrow hash
+    the plain pages itself, which is slower than decoding them.
+    """
+    import pyarrow.parquet as pq
+
+    md = pq.read_metadata(path)
+    names = [md.schema.column(i).path for i in range(md.num_columns)]
+    out = []
+    for c in candidates:
+        if c not in names or md.num_row_groups == 0:
+            continue
+        j = names.index(c)
+        if md.schema.column(j).physical_type != "BYTE_ARRAY":
+            continue
+        ok = True
+        for g in range(md.num_row_groups):
+            cc = md.row_group(g).column(j)
+            if not cc.has_dictionary_page or cc.num_values == 0:
+                ok = ok and cc.num_values == 0
+                continue
+            length = 8.0
+            st = cc.statistics
+            if st is not None and st.has_min_max:
+                try:
+                    length = (len(st.min) + len(st.max)) / 2
+                except TypeError:
+                    pass
+            if cc.total_uncompressed_size > _DICTIONARY_SHARE * cc.num_values * (4 + length):
+                ok = False
+                break
+        if ok:
+            out.append(c)
+    return out
 
 
 def read_table(path: str | os.PathLike, columns: Sequence[str], fmt: str | None = None,
