@@ -27,6 +27,10 @@ is counted in the manifest written beside the output (OUT.manifest.json).
 
 Output columns: tweet_a, tweet_b (original tweet ids), score, method [, text_a, text_b].
 
+Engines (--engine): local (default; Numba on this machine) or spark (coengage only; the same
+pairs and scores, computed by Apache Spark; reads GRAPH_DIR or, with --logs, the raw logs
+with the cleaning rules of `coengage graph build`). See docs/spark.md.
+
 See also `coengage mine report PAIRS --graph GRAPH_DIR` (plots, figures, sample pairs).
 """
 
@@ -68,7 +72,8 @@ def register(sub) -> None:
                        description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter,
                        epilog="A graph directory literally named 'report' must be given as ./report.")
     p.__class__ = _MineParser
-    p.add_argument("graph_dir", metavar="GRAPH_DIR", help="graph artifact directory (from `coengage graph build`)")
+    p.add_argument("graph_dir", metavar="GRAPH_DIR", nargs="?", default=None,
+                   help="graph artifact directory (from `coengage graph build`); omit it with --engine spark --logs")
     p.add_argument("--method", choices=METHODS, default="walk", help="mining method (default: walk)")
     p.add_argument("--out", required=True, metavar="PATH", help="pair file to write (atomically); "
                    "its manifest goes to PATH.manifest.json")
@@ -128,6 +133,48 @@ def register(sub) -> None:
                    help="coengage score: count = shared engagers; cosine = count/sqrt(n_a*n_b); jaccard = "
                         "count/(n_a+n_b-count); swing = sum over shared users of 1/log2(2+degree) (default: count)")
 
+    g = p.add_argument_group("engine")
+    g.add_argument("--engine", choices=("local", "spark"), default="local",
+                   help="local: this machine (default); spark: Apache Spark computes the coengage pairs (same pairs "
+                        "and scores; needs pyspark and Java; see docs/spark.md)")
+    g.add_argument("--spark-master", metavar="URL", default=None,
+                   help="Spark master (local[4], spark://host:7077, yarn, ...); default: the session of spark-submit, "
+                        "else local[*]")
+    g.add_argument("--spark-conf", metavar="KEY=VALUE", action="append", default=[],
+                   help="a Spark setting, e.g. spark.executor.memory=8g (repeatable)")
+    g.add_argument("--spark-partitions", type=_positive_int, default=None,
+                   help="spark.sql.shuffle.partitions for the joins and aggregations (default: Spark's)")
+    g.add_argument("--spark-output", choices=("single", "partitioned"), default="single",
+                   help="single: candidates come back to the driver and the local post-processing writes one pair "
+                        "file (default); partitioned: every step runs in Spark and OUT is a directory of Parquet "
+                        "part files (for outputs that do not fit on the driver)")
+    g.add_argument("--spark-salt", type=_positive_int, default=1,
+                   help="rank each tweet's candidates in this many salt buckets first (heavy tweets spread over "
+                        "tasks; the result is identical) (default: 1, no salting)")
+    g.add_argument("--spark-tmp", metavar="DIR", default=None,
+                   help="scratch directory every executor can read (graph edges, candidates); default: the system "
+                        "temp dir (fine for local[*])")
+
+    g = p.add_argument_group("raw logs (--engine spark, instead of GRAPH_DIR)")
+    g.add_argument("--logs", nargs="+", action="extend", metavar="FILE",
+                   help="engagement log files or globs (Parquet/CSV/TSV/JSONL), cleaned as by `coengage graph build`")
+    g.add_argument("--texts", nargs="+", action="extend", metavar="FILE", help="texts table files or globs")
+    g.add_argument("--config", metavar="YAML", help="a `graph build` YAML config (columns, types, ...); flags override it")
+    g.add_argument("--user-col", help="log column with the user id (default user_id)")
+    g.add_argument("--item-col", help="log column with the tweet id (default tweet_id)")
+    g.add_argument("--type-col", help="log column with the engagement type (default engagement; 'none': one type)")
+    g.add_argument("--time-col", help="log column with the timestamp (default timestamp; 'none': all 0)")
+    g.add_argument("--types", metavar="T=W,...", help="engagement type vocabulary (as in `graph build`)")
+    g.add_argument("--unknown-types", choices=("error", "keep", "drop"),
+                   help="a type not in --types: error (default), keep or drop (counted)")
+    g.add_argument("--text-id-col", help="texts column with the tweet id (default: --item-col)")
+    g.add_argument("--text-cols", help="comma-separated texts column(s) joined into the text (default text)")
+    g.add_argument("--log-format", dest="log_format", choices=("auto", "csv", "tsv", "parquet", "jsonl"),
+                   help="log format (default auto: from the file name)")
+    g.add_argument("--texts-format", choices=("auto", "csv", "tsv", "parquet", "jsonl"),
+                   help="texts format (default auto)")
+    g.add_argument("--encoding", help="text encoding of CSV/TSV/JSONL inputs (default utf-8)")
+
     g = p.add_argument_group("knn")
     g.add_argument("--embeddings", metavar="EMB_DIR", help="embeddings from `coengage graph embed` on this graph (required for knn)")
     g.add_argument("--index", choices=("auto", "exact", "faiss-ivf", "faiss-hnsw"), default="auto",
@@ -165,18 +212,61 @@ METHOD_OPTIONS = {
 }
 
 
+def _postprocess_options(args) -> dict:
+    return dict(max_pairs_per_tweet=args.max_pairs_per_tweet, popularity_cap=args.popularity_cap,
+                min_score=args.min_score, drop_near_duplicates=not args.keep_near_duplicates,
+                near_dup_jaccard=args.near_dup_jaccard, shingle_size=args.shingle_size,
+                drop_hashtags=args.drop_hashtags, require_text=not args.keep_without_text)
+
+
+def _spark_options(args):
+    from mining.spark.session import SparkOptions, parse_conf
+
+    return SparkOptions(master=args.spark_master, conf=parse_conf(args.spark_conf), tmp_dir=args.spark_tmp,
+                        output=args.spark_output, salt=args.spark_salt, shuffle_partitions=args.spark_partitions)
+
+
+def _build_config(args):
+    """The `graph build` cleaning config for --logs (YAML under flags)."""
+    from graph.build import BuildConfig
+
+    cfg = BuildConfig.from_yaml(args.config) if args.config else BuildConfig()
+    return cfg.updated(log=args.logs, texts=args.texts, user_col=args.user_col, item_col=args.item_col,
+                       type_col=args.type_col, time_col=args.time_col, types=args.types,
+                       unknown_types=args.unknown_types, text_id_col=args.text_id_col, text_cols=args.text_cols,
+                       format=args.log_format, texts_format=args.texts_format, encoding=args.encoding,
+                       strict=True if args.strict else None)
+
+
 def cmd_mine(args) -> int:
+    from coengage.errors import InputError
     from mining.mine import mine
 
     options = {name: getattr(args, name) for name in METHOD_OPTIONS[args.method]}
-    result = mine(
-        args.graph_dir, method=args.method, out=args.out, fmt=args.fmt, with_text=args.with_text,
-        strict=args.strict, progress=not args.no_progress,
-        max_pairs_per_tweet=args.max_pairs_per_tweet, popularity_cap=args.popularity_cap,
-        min_score=args.min_score, drop_near_duplicates=not args.keep_near_duplicates,
-        near_dup_jaccard=args.near_dup_jaccard, shingle_size=args.shingle_size, drop_hashtags=args.drop_hashtags,
-        require_text=not args.keep_without_text, **options,
-    )
+    raw = bool(args.logs) or bool(args.config)
+    if args.engine == "local":
+        if raw:
+            raise InputError("--logs/--config read raw logs with --engine spark only; build a graph first with "
+                             "`coengage graph build` for the local engine")
+        if args.graph_dir is None:
+            raise InputError("GRAPH_DIR is required (or --engine spark --logs FILE ...)")
+    else:
+        from mining.spark.engine import check_method
+
+        check_method(args.method, args.degree_cap_mode)
+        if raw == (args.graph_dir is not None):
+            raise InputError("--engine spark reads either GRAPH_DIR or raw logs (--logs/--config), exactly one of them")
+    common = dict(method=args.method, out=args.out, fmt=args.fmt, with_text=args.with_text, strict=args.strict,
+                  progress=not args.no_progress, **_postprocess_options(args), **options)
+    if args.engine == "spark" and (raw or args.spark_output == "partitioned"):
+        from mining.spark.engine import mine_spark
+
+        result = mine_spark(args.graph_dir, build_config=_build_config(args) if raw else None,
+                            spark_options=_spark_options(args), **common)
+    elif args.engine == "spark":
+        result = mine(args.graph_dir, engine="spark", spark_options=_spark_options(args), **common)
+    else:
+        result = mine(args.graph_dir, **common)
     c = result.counts
     dropped = ", ".join(f"{k.replace('_', ' ')} {c[k]}" for k in (
         "self_pairs", "below_threshold", "without_text", "near_duplicate_text", "over_max_per_tweet",

@@ -169,19 +169,32 @@ RUNNERS = {"walk": run_walk, "coengage": run_coengage, "knn": run_knn}
 
 def mine(graph_dir: str | os.PathLike, method: str = "walk", out: str | os.PathLike | None = None, *,
          fmt: str | None = None, with_text: bool = False, strict: bool = False, progress: bool = True,
-         **options) -> MineResult:
+         engine: str = "local", spark_options=None, **options) -> MineResult:
     """Mine positive tweet pairs from GRAPH_DIR with ``method`` and write them to ``out``.
 
     ``options`` are fields of the method's config (:class:`WalkConfig`, :class:`CoengageConfig`,
     :class:`KnnConfig`) and of :class:`mining.postprocess.PostprocessConfig`. With ``out=None``
     nothing is written (the pairs and counts are returned). ``strict``: tweets without text among
     the candidates, zero embedding vectors, or an empty result are errors instead of warnings.
+    ``engine="spark"`` (coengage only) computes the candidates with Spark
+    (:func:`mining.spark.engine.run_coengage_spark`, ``spark_options`` a
+    :class:`mining.spark.session.SparkOptions`); post-processing and writing stay the same.
     """
     from graph.artifact import load
     from mining.pairs_io import pairs_table, write_pairs
 
     if method not in METHOD_CONFIGS:
         raise InputError(f"unknown mining method {method!r}; expected one of {', '.join(METHODS)}")
+    if engine not in ("local", "spark"):
+        raise InputError(f"unknown engine {engine!r}; expected local or spark")
+    runner = RUNNERS[method]
+    if engine == "spark":
+        from functools import partial
+
+        from mining.spark.engine import check_method, run_coengage_spark
+
+        check_method(method)
+        runner = partial(run_coengage_spark, spark_options=spark_options)
     mcfg, pcfg = _split_options(method, options)
     try:
         pcfg.validate()
@@ -202,7 +215,7 @@ def mine(graph_dir: str | os.PathLike, method: str = "walk", out: str | os.PathL
              graph.num_tweets if queries is None else len(queries))
     t1 = time.perf_counter()
     try:
-        a, b, s, info = RUNNERS[method](graph, mcfg, queries, progress)
+        a, b, s, info = runner(graph, mcfg, queries, progress)
     except ValueError as e:
         raise InputError(f"mine --method {method}: {e}") from e
     t2 = time.perf_counter()
@@ -233,6 +246,8 @@ def mine(graph_dir: str | os.PathLike, method: str = "walk", out: str | os.PathL
             raise InputError(f"mine --strict: {msg}")
         log.warning("%s", msg)
     config = {"method": method, method: asdict(mcfg), "postprocess": pcfg.to_dict(), "with_text": with_text}
+    if engine != "local":
+        config["engine"] = engine
     manifest = {
         "graph_fingerprint": graph.fingerprint,
         "graph": str(graph.path),
