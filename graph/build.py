@@ -115,7 +115,7 @@ class BuildConfig:
     texts_format: str = "auto"
     encoding: str = "utf-8"  # text encoding of CSV/TSV/JSONL inputs
     strict: bool = False  # any dropped row is an error
-    chunk_rows: int = 1 << 20  # rows per chunk while streaming
+    chunk_rows: int = 1 << 17  # rows per chunk while streaming (smaller chunks: less memory in flight)
     no_dgl: bool = False  # skip the DGL binary graph.dgl
     overwrite: bool = False  # replace an existing --out that is not a graph artifact
     workers: int = 2  # threads encoding chunks
@@ -408,6 +408,46 @@ def _kept_ids(table: IdTable, codes: np.ndarray) -> pa.Array:
     return table.ids().take(pa.array(order))
 
 
+def _rows_estimate(path: Path, fmt: str) -> int:
+    """Rows a text log probably holds, on the high side (capacity of :class:`_EdgeColumns`)."""
+    hint = ingest.file_rows_hint(path, fmt)
+    if hint is not None:
+        return hint
+    size = path.stat().st_size * (5 if ingest.is_gzip(path) else 1)
+    return int(size // 24) + 1024
+
+
+class _EdgeColumns:
+    """The kept rows' users, tweets, etypes and times, appended chunk by chunk into arrays
+    that grow in place (no per-chunk parts to concatenate at the end: that would briefly
+    hold every row twice, and the freed parts stay in the process heap)."""
+
+    DTYPES = {"users": np.int32, "tweets": np.int32, "etypes": np.int8, "times": np.int64}
+
+    def __init__(self, capacity: int):
+        self.n = 0
+        self.arrays = {k: np.empty(max(int(capacity), 1024), dt) for k, dt in self.DTYPES.items()}
+
+    def append(self, **cols: np.ndarray) -> None:
+        k = len(cols["users"])
+        cap = len(self.arrays["users"])
+        if self.n + k > cap:
+            new_cap = max(self.n + k, cap + cap // 2)
+            for name, arr in self.arrays.items():
+                grown = np.empty(new_cap, arr.dtype)
+                grown[:self.n] = arr[:self.n]
+                self.arrays[name] = grown
+                del arr
+        for name, col in cols.items():
+            self.arrays[name][self.n:self.n + k] = col
+        self.n += k
+
+    def result(self) -> dict[str, np.ndarray]:
+        """The filled part of each array (views: pages past the end were never touched, so
+        an over-estimated capacity costs address space, not memory)."""
+        return {name: self.arrays.pop(name)[:self.n] for name in list(self.arrays)}
+
+
 def _progress(total: int | None):
     from tqdm.auto import tqdm
 
@@ -439,7 +479,7 @@ def read_logs(cfg: BuildConfig, paths: list[Path]) -> dict:
     dict_cols = [c for c in (cfg.user_col, cfg.item_col, cfg.type_col) if c] if DICTIONARY_READS else []
     vocab = _TypeVocab(cfg)
     user_table, tweet_table = IdTable(), IdTable()
-    parts: dict[str, list[np.ndarray]] = {"users": [], "tweets": [], "etypes": [], "times": []}
+    parts = _EdgeColumns(total if total is not None else sum(_rows_estimate(p, f) for p, f in zip(paths, fmts)))
     dropped = {r: 0 for r in DROP_REASONS}
     state = {"rows_read": 0, "any_drop": False}
     bar = _progress(total)
@@ -473,14 +513,14 @@ def read_logs(cfg: BuildConfig, paths: list[Path]) -> dict:
                     bar.update(n)
                 while pending:
                     _finish_chunk(pending.popleft(), path, fmt, cfg, vocab, dropped, parts, state)
+                del stream  # the file's reader and its buffers
     finally:
         bar.close()
 
     relations, etype_remap = vocab.final_order()
-    users = np.concatenate(parts.pop("users")) if parts["users"] else np.zeros(0, np.int32)
-    tweets = np.concatenate(parts.pop("tweets")) if parts["tweets"] else np.zeros(0, np.int32)
-    etypes = np.concatenate(parts.pop("etypes")) if parts["etypes"] else np.zeros(0, np.int8)
-    times = np.concatenate(parts.pop("times")) if parts["times"] else np.zeros(0, np.int64)
+    cols = parts.result()
+    del parts
+    users, tweets, etypes, times = cols.pop("users"), cols.pop("tweets"), cols.pop("etypes"), cols.pop("times")
     if state["any_drop"]:  # users/tweets seen only in dropped rows are not nodes
         user_ids, tweet_ids = _kept_ids(user_table, users), _kept_ids(tweet_table, tweets)
     else:
@@ -496,7 +536,7 @@ def read_logs(cfg: BuildConfig, paths: list[Path]) -> dict:
 
 
 def _finish_chunk(item, path: Path, fmt: str, cfg: BuildConfig, vocab: _TypeVocab, dropped: dict,
-                  parts: dict, state: dict) -> None:
+                  parts: "_EdgeColumns", state: dict) -> None:
     """Reading-thread part of a chunk: drop accounting, --strict, type vocabulary, keep rows."""
     fu, ft, types, type_dict, times, time_ok, n, row0 = item
     users, tweets = fu.result(), ft.result()
@@ -534,10 +574,7 @@ def _finish_chunk(item, path: Path, fmt: str, cfg: BuildConfig, vocab: _TypeVoca
     if keep is not None:
         state["any_drop"] = True
         users, tweets, etypes, times = users[keep], tweets[keep], etypes[keep], times[keep]
-    parts["users"].append(users)
-    parts["tweets"].append(tweets)
-    parts["etypes"].append(etypes)
-    parts["times"].append(times)
+    parts.append(users=users, tweets=tweets, etypes=etypes, times=times)
 
 
 def _reason_column(reason: str, cfg: BuildConfig) -> str | None:
@@ -715,11 +752,12 @@ def build_graph(cfg: BuildConfig, out: str | os.PathLike | None = None) -> Graph
     heldout = None
     if cfg.holdout > 0:
         data, texts, heldout = split_heldout(data, texts, cfg)
+    # pop the edge arrays: write_graph frees them once grouped by user (peak memory)
     artifact = write_graph(
         out,
         heldout=heldout,
         user_ids=data["user_ids"], tweet_ids=data["tweet_ids"],
-        users=data["users"], tweets=data["tweets"], etypes=data["etypes"], times=data["times"],
+        users=data.pop("users"), tweets=data.pop("tweets"), etypes=data.pop("etypes"), times=data.pop("times"),
         relations=data["relations"], type_weights=data["type_weights"],
         texts=texts, dropped=data["dropped"], extra=extra, write_dgl_binary=not cfg.no_dgl,
     )

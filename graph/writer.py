@@ -25,99 +25,157 @@ log = logging.getLogger(__name__)
 
 
 # ---- Numba kernels: plain arrays in, no Python objects -------------------------------------
+#
+# Both directions are built with parallel counting sorts: the rows are cut into ``n_parts``
+# contiguous ranges, each range counts its keys (one histogram per part), and part p writes
+# its rows after those of parts < p. So the result is the same as a serial stable counting
+# sort whatever the number of threads.
+
+@njit(parallel=True, cache=True, nogil=True)
+def _part_histograms(keys, n_buckets, n_parts):
+    """Per-part key counts: ``hist[p, k]`` = rows of part p with key k."""
+    n = len(keys)
+    hist = np.zeros((n_parts, n_buckets), np.int64)
+    for p in prange(n_parts):
+        h = hist[p]
+        for i in range(n * p // n_parts, n * (p + 1) // n_parts):
+            h[keys[i]] += 1
+    return hist
+
 
 @njit(cache=True, nogil=True)
-def _bucket_rows(keys, n_buckets):
-    """Stable counting sort: ``(indptr int64[n_buckets+1], perm int64[n])`` grouping rows by key."""
-    n = len(keys)
+def _part_starts(hist):
+    """``(indptr int64[n_buckets+1], starts[p, k])``: where part p writes its first key-k row."""
+    n_parts, n_buckets = hist.shape
     indptr = np.zeros(n_buckets + 1, np.int64)
-    for i in range(n):
-        indptr[keys[i] + 1] += 1
-    for b in range(n_buckets):
-        indptr[b + 1] += indptr[b]
-    pos = indptr[:-1].copy()
-    perm = np.empty(n, np.int64)
-    for i in range(n):
-        k = keys[i]
-        perm[pos[k]] = i
-        pos[k] += 1
-    return indptr, perm
+    starts = np.empty((n_parts, n_buckets), np.int64)
+    acc = np.int64(0)
+    for k in range(n_buckets):
+        indptr[k] = acc
+        for p in range(n_parts):
+            starts[p, k] = acc
+            acc += hist[p, k]
+    indptr[n_buckets] = acc
+    return indptr, starts
 
 
 @njit(parallel=True, cache=True, nogil=True)
-def _sort_segments(indptr, perm, tweets, etypes, n_types, distinct):
-    """Sort each user's rows by (tweet, etype) in place in ``perm``; count distinct pairs per user."""
+def _scatter_rows(users, tweets, etypes, times, counts, has_counts, n_types, starts, keys, out_times, out_counts):
+    """Group rows by user: the (tweet, etype) key as ``tweet * n_types + etype``, time, count."""
+    n = len(users)
+    n_parts = starts.shape[0]
+    for p in prange(n_parts):
+        pos = starts[p]
+        for i in range(n * p // n_parts, n * (p + 1) // n_parts):
+            u = users[i]
+            o = pos[u]
+            pos[u] = o + 1
+            keys[o] = np.int64(tweets[i]) * n_types + np.int64(etypes[i])
+            out_times[o] = times[i]
+            out_counts[o] = counts[i] if has_counts else 1
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _sort_merge_segments(indptr, keys, times, counts, distinct):
+    """Per user: sort the rows by key, merge equal keys (latest time, summed count) to the
+    front of the segment; ``distinct[u]`` = edges kept."""
     for u in prange(len(indptr) - 1):
         a, b = indptr[u], indptr[u + 1]
         m = b - a
         if m <= 1:
             distinct[u] = m
             continue
-        keys = np.empty(m, np.int64)
-        for j in range(m):
-            i = perm[a + j]
-            keys[j] = np.int64(tweets[i]) * n_types + np.int64(etypes[i])
-        order = np.argsort(keys, kind="mergesort")
-        seg = perm[a:b].copy()
-        d = 1
-        for j in range(m):
-            perm[a + j] = seg[order[j]]
-            if j > 0 and keys[order[j]] != keys[order[j - 1]]:
-                d += 1
-        distinct[u] = d
+        if m <= 32:  # insertion sort, carrying time and count
+            for j in range(a + 1, b):
+                k, t, c = keys[j], times[j], counts[j]
+                q = j - 1
+                while q >= a and keys[q] > k:
+                    keys[q + 1] = keys[q]
+                    times[q + 1] = times[q]
+                    counts[q + 1] = counts[q]
+                    q -= 1
+                keys[q + 1] = k
+                times[q + 1] = t
+                counts[q + 1] = c
+        else:
+            order = np.argsort(keys[a:b], kind="mergesort")
+            ks, ts, cs = keys[a:b].copy(), times[a:b].copy(), counts[a:b].copy()
+            for j in range(m):
+                keys[a + j] = ks[order[j]]
+                times[a + j] = ts[order[j]]
+                counts[a + j] = cs[order[j]]
+        o = a
+        for j in range(a + 1, b):
+            if keys[j] == keys[o]:
+                if times[j] > times[o]:
+                    times[o] = times[j]
+                counts[o] += counts[j]
+            else:
+                o += 1
+                keys[o] = keys[j]
+                times[o] = times[j]
+                counts[o] = counts[j]
+        distinct[u] = o + 1 - a
 
 
 @njit(parallel=True, cache=True, nogil=True)
-def _merge_segments(indptr, perm, tweets, etypes, times, counts, has_counts, out_indptr,
-                    out_tweets, out_etypes, out_times, out_counts):
-    """Write one edge per distinct (user, tweet, etype): latest time, summed count."""
+def _gather_segments(indptr, keys, times, counts, n_types, out_indptr, out_indices, out_etype, out_time, out_count):
+    """Copy the merged front of each user's segment to the final CSR arrays."""
     for u in prange(len(indptr) - 1):
-        o = out_indptr[u] - 1
-        prev_t = -1
-        prev_e = -1
-        for j in range(indptr[u], indptr[u + 1]):
-            i = perm[j]
-            t = tweets[i]
-            e = etypes[i]
-            c = counts[i] if has_counts else 1
-            if t != prev_t or e != prev_e:
-                o += 1
-                out_tweets[o] = t
-                out_etypes[o] = e
-                out_times[o] = times[i]
-                out_counts[o] = c
-                prev_t = t
-                prev_e = e
-            else:
-                if times[i] > out_times[o]:
-                    out_times[o] = times[i]
-                out_counts[o] += c
+        a = indptr[u]
+        o = out_indptr[u]
+        for j in range(out_indptr[u + 1] - o):
+            k = keys[a + j]
+            out_indices[o + j] = np.int32(k // n_types)
+            out_etype[o + j] = np.int8(k % n_types)
+            out_time[o + j] = times[a + j]
+            out_count[o + j] = counts[a + j]
 
 
 @njit(cache=True, nogil=True)
-def _transpose(indptr, indices, etype, time, count, n_cols):
-    """The same edges grouped by column: a stable counting sort, so rows stay in order."""
-    n = len(indices)
-    t_indptr = np.zeros(n_cols + 1, np.int64)
-    for j in range(n):
-        t_indptr[indices[j] + 1] += 1
-    for c in range(n_cols):
-        t_indptr[c + 1] += t_indptr[c]
-    pos = t_indptr[:-1].copy()
-    t_indices = np.empty(n, np.int32)
-    t_etype = np.empty(n, np.int8)
-    t_time = np.empty(n, np.int64)
-    t_count = np.empty(n, np.int32)
-    for r in range(len(indptr) - 1):
-        for j in range(indptr[r], indptr[r + 1]):
-            c = indices[j]
-            p = pos[c]
-            t_indices[p] = r
-            t_etype[p] = etype[j]
-            t_time[p] = time[j]
-            t_count[p] = count[j]
-            pos[c] = p + 1
-    return t_indptr, t_indices, t_etype, t_time, t_count
+def _edge_rows(indptr, n_parts, n_edges):
+    """Row ranges of ``n_parts`` parts with about equal numbers of edges."""
+    bounds = np.empty(n_parts + 1, np.int64)
+    bounds[0] = 0
+    bounds[n_parts] = len(indptr) - 1
+    for p in range(1, n_parts):
+        bounds[p] = np.searchsorted(indptr, n_edges * p // n_parts)
+    return bounds
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _column_histograms(indptr, indices, row_bounds, n_cols):
+    n_parts = len(row_bounds) - 1
+    hist = np.zeros((n_parts, n_cols), np.int64)
+    for p in prange(n_parts):
+        h = hist[p]
+        for j in range(indptr[row_bounds[p]], indptr[row_bounds[p + 1]]):
+            h[indices[j]] += 1
+    return hist
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _transpose_scatter(indptr, indices, etype, time, count, row_bounds, starts, t_indices, t_etype, t_time, t_count):
+    for p in prange(len(row_bounds) - 1):
+        pos = starts[p]
+        for r in range(row_bounds[p], row_bounds[p + 1]):
+            for j in range(indptr[r], indptr[r + 1]):
+                c = indices[j]
+                q = pos[c]
+                pos[c] = q + 1
+                t_indices[q] = r
+                t_etype[q] = etype[j]
+                t_time[q] = time[j]
+                t_count[q] = count[j]
+
+
+_MIN_ROWS_PER_PART = 65536  # fewer rows than this per thread: one part (tests lower it)
+
+
+def _n_parts(n_rows: int) -> int:
+    import numba
+
+    return max(1, min(int(numba.get_num_threads()), n_rows // _MIN_ROWS_PER_PART))
 
 
 def _as(a, dtype) -> np.ndarray:
@@ -141,6 +199,17 @@ def user_tweet_csr(users, tweets, etypes, times, counts=None, num_users=None, nu
     None). Returns ``(csr, merged)``: ``merged`` is how many rows were folded into another.
     Runs in O(rows) plus small per-user sorts (Numba, parallel over users).
     """
+    return _user_tweet_csr([users, tweets, etypes, times, counts], num_users, num_tweets, num_types)
+
+
+def _user_tweet_csr(rows: list, num_users=None, num_tweets=None, num_types=None) -> tuple[CSR, int]:
+    """:func:`user_tweet_csr` of ``rows = [users, tweets, etypes, times, counts]``.
+
+    The list is emptied once the rows are grouped by user, so when the caller holds no other
+    reference the input arrays are freed before the output arrays are allocated.
+    """
+    users, tweets, etypes, times, counts = rows
+    rows.clear()
     users = _as(users, np.int64 if np.asarray(users).dtype == np.int64 else np.int32)
     tweets = _as(tweets, np.int32)
     etypes = _as(etypes, np.int8)
@@ -158,22 +227,36 @@ def user_tweet_csr(users, tweets, etypes, times, counts=None, num_users=None, nu
     _check_range("user", users, nu)
     _check_range("tweet", tweets, nt)
     _check_range("engagement type", etypes, max(nr, 1))
-    indptr, perm = _bucket_rows(users, nu)
+    n_types = max(nr, 1)
+    parts = _n_parts(n)
+    indptr, starts = _part_starts(_part_histograms(users, nu, parts))
+    keys = np.empty(n, np.int64)
+    g_times = np.empty(n, np.int64)
+    g_counts = np.empty(n, np.int32)
+    _scatter_rows(users, tweets, etypes, times, counts, has_counts, n_types, starts, keys, g_times, g_counts)
+    del users, tweets, etypes, times, counts, starts
     distinct = np.empty(nu, np.int64)
-    _sort_segments(indptr, perm, tweets, etypes, max(nr, 1), distinct)
+    _sort_merge_segments(indptr, keys, g_times, g_counts, distinct)
     out_indptr = np.zeros(nu + 1, np.int64)
     np.cumsum(distinct, out=out_indptr[1:])
+    del distinct
     e = int(out_indptr[-1])
     out = CSR(out_indptr, np.empty(e, np.int32), np.empty(e, np.int8), np.empty(e, np.int64), np.empty(e, np.int32))
-    _merge_segments(indptr, perm, tweets, etypes, times, counts, has_counts, out_indptr,
-                    out.indices, out.etype, out.time, out.count)
+    _gather_segments(indptr, keys, g_times, g_counts, n_types, out_indptr, out.indices, out.etype, out.time, out.count)
     return out, int(n - e)
 
 
 def transpose_csr(csr: CSR, n_cols: int) -> CSR:
     """The tweet->user CSR of a user->tweet CSR (rows sorted by user, then etype, per tweet)."""
-    return CSR(*_transpose(np.asarray(csr.indptr), np.asarray(csr.indices), np.asarray(csr.etype),
-                           np.asarray(csr.time), np.asarray(csr.count), int(n_cols)))
+    indptr, indices = np.asarray(csr.indptr), np.asarray(csr.indices)
+    n = len(indices)
+    parts = _n_parts(n)
+    row_bounds = _edge_rows(indptr, parts, n)
+    t_indptr, starts = _part_starts(_column_histograms(indptr, indices, row_bounds, int(n_cols)))
+    out = CSR(t_indptr, np.empty(n, np.int32), np.empty(n, np.int8), np.empty(n, np.int64), np.empty(n, np.int32))
+    _transpose_scatter(indptr, indices, np.asarray(csr.etype), np.asarray(csr.time), np.asarray(csr.count),
+                       row_bounds, starts, out.indices, out.etype, out.time, out.count)
+    return out
 
 
 def canonical_edges(users, tweets, etypes, times, counts=None, num_users=None, num_tweets=None, num_types=None):
@@ -408,7 +491,9 @@ def write_graph(
         raise InputError(f"{nr} engagement types; at most 127 are supported")
     if len(users) == 0:
         raise InputError("no edges left to build a graph from (every row was dropped or the input is empty)")
-    ut, merged = user_tweet_csr(users, tweets, etypes, times, counts, nu, nt, nr)
+    rows = [users, tweets, etypes, times, counts]
+    del users, tweets, etypes, times, counts  # freed inside once grouped, unless the caller keeps them
+    ut, merged = _user_tweet_csr(rows, nu, nt, nr)
     tu = transpose_csr(ut, nt)
     e, tm = ut.etype, ut.time
     text_frame, text_stats = attach_texts(texts, tweet_ids)

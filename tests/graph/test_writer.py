@@ -20,11 +20,11 @@ def _reference(u, t, e, tm, c=None):
     return g
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_canonical_edges_match_pandas_groupby(seed):
-    rng = np.random.default_rng(seed)
-    u, t, e, tm = _random_rows(rng, 5000, 40, 60, 3)
-    cu, ct, ce, ctm, cc, merged = canonical_edges(u, t, e, tm, num_users=40, num_tweets=60, num_types=3)
+@pytest.mark.parametrize("seed,nu", [(0, 40), (1, 40), (2, 40), (0, 2000)])
+def test_canonical_edges_match_pandas_groupby(seed, nu):
+    rng = np.random.default_rng(seed)  # nu=40: long per-user runs (argsort); 2000: short ones (insertion sort)
+    u, t, e, tm = _random_rows(rng, 5000, nu, 60, 3)
+    cu, ct, ce, ctm, cc, merged = canonical_edges(u, t, e, tm, num_users=nu, num_tweets=60, num_types=3)
     ref = _reference(u, t, e, tm)
     np.testing.assert_array_equal(cu, ref["u"])
     np.testing.assert_array_equal(ct, ref["t"])
@@ -79,3 +79,26 @@ def test_write_graph_accepts_arrow_and_integer_ids(tmp_path):
     assert g.tweet_ids.tolist() == ["10", "11", "12"]
     assert g.manifest["duplicates_merged"] == 1
     assert np.asarray(g.csr("user_tweet").count).tolist() == [1, 2]
+
+
+@pytest.mark.parametrize("seed", [3, 4])
+def test_parallel_parts_give_the_serial_result(monkeypatch, seed):
+    """The counting sorts cut the rows into one part per thread; any cut gives the same CSRs."""
+    import graph.writer as writer
+
+    rng = np.random.default_rng(seed)
+    u, t, e, tm = _random_rows(rng, 4000, 50, 70, 3)
+    c = rng.integers(1, 5, 4000)
+    serial = user_tweet_csr(u, t, e, tm, counts=c, num_users=50, num_tweets=70, num_types=3)
+    serial_t = transpose_csr(serial[0], 70)
+    monkeypatch.setattr(writer, "_MIN_ROWS_PER_PART", 1)
+    monkeypatch.setattr(writer, "_n_parts", lambda n: 7)  # more parts than threads, uneven cuts
+    parts = user_tweet_csr(u, t, e, tm, counts=c, num_users=50, num_tweets=70, num_types=3)
+    parts_t = transpose_csr(parts[0], 70)
+    assert parts[1] == serial[1]
+    for a, b in ((serial[0], parts[0]), (serial_t, parts_t)):
+        for f in ("indptr", "indices", "etype", "time", "count"):
+            np.testing.assert_array_equal(getattr(a, f), getattr(b, f))
+    ref = _reference(u, t, e, tm, c)
+    np.testing.assert_array_equal(parts[0].count, ref["c"])
+    np.testing.assert_array_equal(parts[0].time, ref["tm"])
