@@ -322,3 +322,61 @@ def test_dgl_file_is_lean_and_load_restores_the_full_graph(tmp_path, small_log):
         assert a[0].tolist() == b[0].tolist() and a[1].tolist() == b[1].tolist()
         for k in ("time", "count", "weight"):
             assert full.edges[et].data[k].tolist() == ref.edges[et].data[k].tolist()
+
+
+def _repetitive_log(n=6000, seed=0):
+    """Few distinct ids repeated often (so Parquet keeps them dictionary-encoded), with
+    null, empty and blank ids, several types and duplicates."""
+    rng = np.random.default_rng(seed)
+    users = np.array([f"u{i:03d}" for i in rng.integers(0, 150, n)], dtype=object)
+    tweets = np.array([f"t{i}" for i in rng.zipf(1.5, n) % 400], dtype=object)
+    users[rng.random(n) < 0.02] = None
+    users[rng.random(n) < 0.02] = ""
+    tweets[rng.random(n) < 0.02] = "  "
+    types = np.array(["fav", "retweet", "reply"], dtype=object)[rng.integers(0, 3, n)]
+    return pd.DataFrame({"user_id": users, "tweet_id": tweets, "engagement": types,
+                         "timestamp": rng.integers(1_000, 2_000, n)})
+
+
+@pytest.mark.parametrize("chunk_rows", [700, 5000])
+def test_dictionary_reads_build_the_same_artifact_as_plain_reads(tmp_path, monkeypatch, chunk_rows):
+    """Parquet id columns read as dictionaries (only used entries hashed) = read as strings."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    import graph.build as build
+    from graph.ingest import parquet_dictionary_columns
+
+    df = _repetitive_log()
+    path = tmp_path / "log.parquet"
+    pq.write_table(pa.Table.from_pandas(df, preserve_index=False), path, row_group_size=2500)  # 3 row groups
+    assert parquet_dictionary_columns(path, ["user_id", "tweet_id", "engagement", "timestamp"]) == \
+        ["user_id", "tweet_id", "engagement"]  # the fast path is really taken
+    fast = build_graph(BuildConfig(log=[str(path)], chunk_rows=chunk_rows, no_dgl=True), tmp_path / "fast")
+    monkeypatch.setattr(build, "DICTIONARY_READS", False)
+    plain = build_graph(BuildConfig(log=[str(path)], chunk_rows=chunk_rows, no_dgl=True), tmp_path / "plain")
+    assert fast.fingerprint == plain.fingerprint
+    assert fast.manifest["dropped"] == plain.manifest["dropped"] and fast.manifest["dropped"]["empty_user"] > 0
+    assert fast.manifest["duplicates_merged"] == plain.manifest["duplicates_merged"]
+    assert fast.user_ids.tolist() == plain.user_ids.tolist() and fast.tweet_ids.tolist() == plain.tweet_ids.tolist()
+    for direction in ("user_tweet", "tweet_user"):
+        a, b = fast.csr(direction), plain.csr(direction)
+        for f in ("indptr", "indices", "etype", "time", "count"):
+            np.testing.assert_array_equal(np.asarray(getattr(a, f)), np.asarray(getattr(b, f)))
+    kept = df[df["user_id"].fillna("").str.strip().ne("") & df["tweet_id"].str.strip().ne("")]
+    assert fast.user_ids.tolist() == list(dict.fromkeys(kept["user_id"]))  # first appearance among kept rows
+    assert fast.tweet_ids.tolist() == list(dict.fromkeys(kept["tweet_id"]))
+
+
+def test_high_cardinality_parquet_ids_are_read_as_strings(tmp_path):
+    """Ids that overflow the dictionary page are not worth reading as dictionaries."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from graph.ingest import parquet_dictionary_columns
+
+    n = 20000
+    t = pa.table({"user_id": [f"user-{i:08d}" for i in range(n)], "tweet_id": ["t1"] * n})
+    path = tmp_path / "log.parquet"
+    pq.write_table(t, path, dictionary_pagesize_limit=4096)
+    assert parquet_dictionary_columns(path, ["user_id", "tweet_id"]) == ["tweet_id"]

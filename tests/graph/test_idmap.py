@@ -49,3 +49,21 @@ def test_utf8_ids_and_long_ids():
     codes = table.encode(pa.array(vals))
     assert codes.tolist() == [0, 1, 2, 0, 2]
     assert pc.equal(table.ids(), pa.array(vals[:3])).to_pylist() == [True] * 3
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_dictionary_input_gives_the_codes_and_order_of_plain_strings(seed):
+    """Dictionary arrays whose dictionary has unused, out-of-order and blank entries, with
+    null indices: same codes and the same id numbering as encoding the decoded strings."""
+    rng = np.random.default_rng(seed)
+    dictionary = pa.array([f"d{i}" for i in range(300)] + ["", "  ", "d7"])  # a repeated value too
+    fast, plain = IdTable(capacity=16), IdTable(capacity=16)
+    for _ in range(5):  # several chunks share the table
+        idx = rng.integers(-1, len(dictionary), 1000)
+        idx = pa.array(np.where(idx < 0, None, idx), pa.int32())
+        arr = pa.DictionaryArray.from_arrays(idx, dictionary)
+        got = fast.encode(arr)
+        ref = plain.encode(arr.cast(pa.string()))
+        np.testing.assert_array_equal(got, ref)
+    assert fast.ids().equals(plain.ids())
+    assert (got == -1).any()
