@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, fields
 from coengage.errors import InputError
 
 NEGATIVE_REDUCTIONS = ("mean", "sum")
+OPTIMIZERS = ("fused", "dgl")
 
 
 @dataclass
@@ -39,7 +40,10 @@ class EmbedConfig:
     eval_candidates: int = field(default=1000, metadata={"help": "candidate tweets each held-out edge is ranked against (uniform, "
                                                                  "at least 1000 for reported figures)"})
     seed: int = field(default=0, metadata={"help": "seed of the split, initialisation, edge order and negatives"})
-    threads: int = field(default=0, metadata={"help": "torch threads; 0 = the cores this process may use"})
+    threads: int = field(default=0, metadata={"help": "torch and numba threads; 0 = the cores this process may use"})
+    optimizer: str = field(default="fused", metadata={"help": "how the node tables' sparse Adagrad step runs: 'fused' = one numba pass over "
+                                                              "the batch's distinct rows on DGL's weights and state, bit-identical to "
+                                                              "'dgl' = dgl.optim.SparseAdagrad.step (slower)"})
 
     def __post_init__(self) -> None:
         self.validate()
@@ -62,6 +66,7 @@ class EmbedConfig:
         need(self.max_eval_edges >= 0, f"max_eval_edges must be >= 0, got {self.max_eval_edges}")
         need(self.eval_candidates >= 1, f"eval_candidates must be >= 1, got {self.eval_candidates}")
         need(self.threads >= 0, f"threads must be >= 0, got {self.threads}")
+        need(self.optimizer in OPTIMIZERS, f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
 
     @property
     def tweet_negatives(self) -> int:
@@ -84,10 +89,12 @@ class EmbedConfig:
         return cls(**d)
 
     def training_key(self) -> dict:
-        """The fields a resumed run must share with the checkpoint (all but epochs and threads)."""
+        """The fields a resumed run must share with the checkpoint (all but epochs, threads and the
+        optimizer path: both paths take bit-identical steps on the same state layout)."""
         d = self.to_dict()
         d.pop("epochs")
         d.pop("threads")
+        d.pop("optimizer")
         return d
 
     @classmethod

@@ -73,44 +73,51 @@ def batch_loss(u: torch.Tensor, r: torch.Tensor, t: torch.Tensor, weight: torch.
     return total / B
 
 
-def batch_loss_and_grads(u: torch.Tensor, r: torch.Tensor, t: torch.Tensor, weight: torch.Tensor,
-                         neg_t: torch.Tensor, neg_u: torch.Tensor, chunk_size: int, reduction: str = "mean"):
+def stacked_loss_and_grads(x: torch.Tensor, y: torch.Tensor, r: torch.Tensor, weight: torch.Tensor, chunk_size: int,
+                           reduction: str = "mean"):
     """:func:`batch_loss` and its gradients in closed form, without autograd (the training hot path).
 
-    Same arguments and shapes as :func:`batch_loss`. Returns ``(loss, du, dr, dt, dneg_t, dneg_u)``:
-    the mean loss per positive (a 0-d tensor) and its gradients with respect to each argument
-    (``dr`` per positive row, [B, d]). With s = sigma: d/d pos = -w s(-pos) / B and
-    d/d neg = s(neg) * k / B (k = 1/#negatives for 'mean', 1 for 'sum'); the score gradients then
-    flow through the same batched matrix products as the forward pass. Tested against autograd.
+    Both corruptions are scored by one batched matrix product: the positives' left operands are
+    stacked as ``x`` = [2, B, d] with x[0] = q = u + r and x[1] = t, the chunks' negatives as
+    ``y`` = [2, n, N, d] with y[0] the corrupted tweets and y[1] the corrupted users (as many of
+    each), so S = x y^T is [2n, C, N]: S[0] = f(u, t', r) and S[1] + r^T t = f(u', t, r). The
+    backward pass is two more batched products: dx = G y and dy = G^T x, G = dLoss/dS.
+    ``r``: [B, d] the positives' relation vectors; ``weight``: [B]; positives [i*C, (i+1)*C) share
+    negatives i (the last chunk may be shorter).
+
+    Returns ``(loss, du, dr, dt, dy)``: the mean loss per positive (0-d) and its gradients with
+    respect to u, r (per positive row), t ([B, d] each) and y ([2, n, N, d]). With s = sigma:
+    d/d pos = -w s(-pos) / B and d/d neg = s(neg) * k / B (k = 1/#negatives for 'mean', 1 for
+    'sum'). Tested against autograd through :func:`batch_loss`.
     """
-    B, d = u.shape
-    groups = chunk_groups(B, chunk_size)
-    n_neg = neg_t.shape[1] + neg_u.shape[1]
-    k = (1.0 / n_neg if reduction == "mean" else 1.0) / B
-    q = u + r
-    du = torch.empty_like(u)
-    dt = torch.empty_like(t)
-    dr = torch.empty_like(r)
-    dneg_t = torch.empty_like(neg_t)
-    dneg_u = torch.empty_like(neg_u)
-    total = u.new_zeros(())
-    for rows, chunks, n, c in groups:
-        qc, tc, rc = q[rows].view(n, c, d), t[rows].view(n, c, d), r[rows]
-        nt, nu = neg_t[chunks], neg_u[chunks]
-        w = weight[rows]
-        rt = (rc * t[rows]).sum(-1)
-        pos = (q[rows] * t[rows]).sum(-1)  # [b]
-        tneg = torch.bmm(qc, nt.transpose(1, 2))  # [n, c, Nt]
-        uneg = torch.bmm(tc, nu.transpose(1, 2)).add_(rt.view(n, c, 1))  # [n, c, Nu]
-        total = total + (w * F.softplus(-pos)).sum() + k * B * (F.softplus(tneg).sum() + F.softplus(uneg).sum())
-        gpos = torch.sigmoid(-pos).mul_(w).mul_(-1.0 / B).unsqueeze(1)  # [b, 1]
-        gt = torch.sigmoid(tneg).mul_(k)
-        gu = torch.sigmoid(uneg).mul_(k)
-        gu_sum = gu.sum(-1).view(-1, 1)  # [b, 1]: d/d(r.t) of the user-corrupted scores
-        dq = torch.bmm(gt, nt).view(-1, d).addcmul_(gpos, t[rows])
-        du[rows] = dq
-        dr[rows] = dq.addcmul(gu_sum, t[rows])
-        dt[rows] = torch.bmm(gu, nu).view(-1, d).addcmul_(gpos, q[rows]).addcmul_(gu_sum, rc)
-        dneg_t[chunks] = torch.bmm(gt.transpose(1, 2), qc)
-        dneg_u[chunks] = torch.bmm(gu.transpose(1, 2), tc)
-    return total / B, du, dr, dt, dneg_t, dneg_u
+    _, B, d = x.shape
+    N = y.shape[2]
+    k = (1.0 / (2 * N) if reduction == "mean" else 1.0) / B
+    q, t = x[0], x[1]
+    rt = (r * t).sum(-1)  # [B]
+    pos = (q * t).sum(-1)  # [B]
+    loss = (weight * F.softplus(-pos)).sum()
+    gpos = torch.sigmoid(-pos).mul_(weight).mul_(-1.0 / B).unsqueeze(1)  # [B, 1]
+    dx = torch.empty_like(x)
+    dy = torch.empty_like(y)
+    gu_sum = x.new_empty(B, 1)  # d/d(r.t) of the user-corrupted scores
+    neg_loss = x.new_zeros(())
+    for rows, chunks, n, c in chunk_groups(B, chunk_size):
+        xs = x[:, rows].reshape(2 * n, c, d)  # a view unless the batch ends with a short chunk
+        ys = y[:, chunks].reshape(2 * n, N, d)
+        S = torch.bmm(xs, ys.transpose(1, 2))  # [2n, c, N]
+        S[n:].add_(rt[rows].view(n, c, 1))
+        neg_loss = neg_loss + F.softplus(S).sum()
+        G = S.sigmoid_().mul_(k)
+        gu_sum[rows] = G[n:].sum(-1).view(-1, 1)
+        if n * c == B and y.shape[1] == n:  # the whole batch in full chunks: write straight into the outputs
+            torch.bmm(G, ys, out=dx.view(2 * n, c, d))
+            torch.bmm(G.transpose(1, 2), xs, out=dy.view(2 * n, N, d))
+        else:
+            dx[:, rows] = torch.bmm(G, ys).view(2, n * c, d)
+            dy[:, chunks] = torch.bmm(G.transpose(1, 2), xs).view(2, n, N, d)
+    loss = (loss + k * B * neg_loss) / B
+    du = dx[0].addcmul_(gpos, t)
+    dr = du.addcmul(gu_sum, t)
+    dt = dx[1].addcmul_(gpos, q).addcmul_(gu_sum, r)
+    return loss, du, dr, dt, dy

@@ -33,10 +33,13 @@ from graph.embed.data import EdgeSet, graph_edges, split_edges
 from graph.embed.evaluation import TranslationScorer, link_prediction_metrics, link_prediction_ranks
 from graph.embed.io import write_embeddings
 from graph.embed.negatives import NegativeSampler
+from graph.embed.sparse_adagrad import fused_adagrad_, group_occurrences
+from graph.embed.tables import zeros_table
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT_KIND = "coengage.embeddings.checkpoint"
+ADAGRAD_EPS = 1e-10  # DGL SparseAdagrad's default eps, used by both optimiser paths
 _names = itertools.count()
 
 
@@ -62,9 +65,8 @@ def _node_embedding(num: int, dim: int, kind: str, init: np.ndarray):
     name = f"coengage_{kind}_{os.getpid()}_{next(_names)}"
     src = torch.from_numpy(init)
 
-    def init_func(t):
-        t.copy_(src)
-        return t
+    def init_func(t):  # DGL keeps the returned tensor: the table lives on huge pages (graph.embed.tables)
+        return zeros_table(num, dim).copy_(src)
 
     return dgl.nn.NodeEmbedding(num, dim, name, init_func=init_func)
 
@@ -82,7 +84,9 @@ class TwHINModel:
         self.user = _node_embedding(num_users, d, "user", (rng.standard_normal((num_users, d)) * std).astype(np.float32))
         self.tweet = _node_embedding(num_tweets, d, "tweet", (rng.standard_normal((num_tweets, d)) * std).astype(np.float32))
         self.relation = torch.nn.Parameter(torch.zeros(num_relations, d))
-        self.sparse_opt = dgl.optim.SparseAdagrad([self.user, self.tweet], lr=config.lr)
+        self.sparse_opt = dgl.optim.SparseAdagrad([self.user, self.tweet], lr=config.lr, eps=ADAGRAD_EPS)
+        for emb in (self.user, self.tweet):  # DGL's state layout (one [N, d] sum of squares), on huge pages
+            emb.set_optm_state((zeros_table(*emb.weight.shape),))
         self.dense_opt = torch.optim.Adagrad([self.relation], lr=config.relation_lr)
 
     def arrays(self) -> dict[str, np.ndarray]:
@@ -116,36 +120,57 @@ class TwHINModel:
     def train_batch(self, e: EdgeSet, idx: torch.Tensor, sampler: NegativeSampler, gen: torch.Generator) -> float:
         """One optimiser step on the training edges at positions ``idx``; returns the mean loss.
 
-        Each distinct node row is read once per batch (``torch.unique`` over the positives' and the
-        negatives' ids of a table, one ``NodeEmbedding`` call per table), the gradients come in closed
-        form (:func:`graph.embed.model.batch_loss_and_grads`) and are summed per distinct row with
-        ``index_add_``, then divided by the row's number of occurrences: exactly the gradient DGL's
-        SparseAdagrad would form from one trace entry per occurrence (it averages duplicates), so
-        :meth:`train_batch_autograd` gives the same step (tested) at a fraction of the row traffic.
+        Per table, the ids of the positives and of the chunks' shared negatives are grouped once
+        (:func:`graph.embed.sparse_adagrad.group_occurrences`: distinct rows, and each row's
+        occurrences in order) and each distinct row is read once. The rows are gathered straight
+        into the stacked operands of :func:`graph.embed.model.stacked_loss_and_grads` (three batched
+        matrix products for both corruptions, forward and backward, gradients in closed form).
+        A row's gradient is the mean over its occurrences -- what DGL's SparseAdagrad forms when
+        handed one trace entry per occurrence -- so :meth:`train_batch_autograd` takes the same step
+        (tested). The node tables are then updated by
+
+        * ``optimizer="fused"``: :func:`graph.embed.sparse_adagrad.fused_adagrad_`, one parallel pass
+          over the distinct rows on the NodeEmbeddings' weights and DGL's Adagrad state (tested
+          bit-identical to DGL's step), or
+        * ``optimizer="dgl"``: ``dgl.optim.SparseAdagrad.step`` with the per-row mean gradients.
         """
         cfg = self.config
-        B, d = len(idx), cfg.dim
+        B, d, N = len(idx), cfg.dim, cfg.tweet_negatives  # as many user as tweet negatives (config)
         n_chunks = -(-B // cfg.chunk_size)
         neg = sampler.sample(n_chunks, gen)
         bu, bt, br, bw = (a.index_select(0, idx) for a in (e.users, e.tweets, e.rels, e.weights))
-        uid, uinv, ucnt = torch.unique(torch.cat([bu, neg.users.reshape(-1)]), return_inverse=True, return_counts=True)
-        tid, tinv, tcnt = torch.unique(torch.cat([bt, neg.tweets.reshape(-1)]), return_inverse=True, return_counts=True)
-        self.sparse_opt.zero_grad()
+        uid, uinv, uorder, ustarts = group_occurrences(torch.cat([bu, neg.users.reshape(-1)]))
+        tid, tinv, torder, tstarts = group_occurrences(torch.cat([bt, neg.tweets.reshape(-1)]))
+        fused = cfg.optimizer == "fused"
         self.dense_opt.zero_grad()
-        urows, trows = self.user(uid), self.tweet(tid)  # recorded in the tables' traces for SparseAdagrad
-        with torch.no_grad():
+        if fused:
+            U, T = self.user.weight.index_select(0, uid), self.tweet.weight.index_select(0, tid)
+        else:
+            self.sparse_opt.zero_grad()
+            urows, trows = self.user(uid), self.tweet(tid)  # recorded in the tables' traces for SparseAdagrad
             U, T = urows.detach(), trows.detach()
+        with torch.no_grad():
             # index_select copies whole rows; advanced indexing (U[i]) is several times slower on CPU
-            loss, du, dr, dt, dnt, dnu = model.batch_loss_and_grads(
-                U.index_select(0, uinv[:B]), self.relation.detach().index_select(0, br), T.index_select(0, tinv[:B]), bw,
-                T.index_select(0, tinv[B:]).view(n_chunks, -1, d), U.index_select(0, uinv[B:]).view(n_chunks, -1, d),
-                cfg.chunk_size, cfg.negative_reduction)
-            gu = torch.zeros_like(U).index_add_(0, uinv[:B], du).index_add_(0, uinv[B:], dnu.view(-1, d))
-            gt = torch.zeros_like(T).index_add_(0, tinv[:B], dt).index_add_(0, tinv[B:], dnt.view(-1, d))
-            urows.grad = gu.div_(ucnt.unsqueeze(1))
-            trows.grad = gt.div_(tcnt.unsqueeze(1))
+            R = self.relation.detach().index_select(0, br)
+            x, y = torch.empty(2, B, d), torch.empty(2, n_chunks, N, d)
+            torch.index_select(U, 0, uinv[:B], out=x[0])
+            x[0].add_(R)
+            torch.index_select(T, 0, tinv[:B], out=x[1])
+            torch.index_select(T, 0, tinv[B:], out=y[0].view(-1, d))
+            torch.index_select(U, 0, uinv[B:], out=y[1].view(-1, d))
+            loss, du, dr, dt, dy = model.stacked_loss_and_grads(x, y, R, bw, cfg.chunk_size, cfg.negative_reduction)
             self.relation.grad = torch.zeros_like(self.relation).index_add_(0, br, dr)
-        self.sparse_opt.step()
+            dnt, dnu = dy[0].view(-1, d), dy[1].view(-1, d)
+            if fused:
+                fused_adagrad_(self.user.weight, self.user.optm_state[0], uid, ustarts, uorder, du, dnu, cfg.lr, ADAGRAD_EPS)
+                fused_adagrad_(self.tweet.weight, self.tweet.optm_state[0], tid, tstarts, torder, dt, dnt, cfg.lr, ADAGRAD_EPS)
+            else:
+                gu = torch.zeros_like(U).index_add_(0, uinv[:B], du).index_add_(0, uinv[B:], dnu)
+                gt = torch.zeros_like(T).index_add_(0, tinv[:B], dt).index_add_(0, tinv[B:], dnt)
+                urows.grad = gu.div_(ustarts.diff().unsqueeze(1))
+                trows.grad = gt.div_(tstarts.diff().unsqueeze(1))
+        if not fused:
+            self.sparse_opt.step()
         if cfg.relation_lr > 0:
             self.dense_opt.step()
         return float(loss)
@@ -224,6 +249,9 @@ def train_embeddings(graph: str | os.PathLike | GraphArtifact, out: str | os.Pat
     out = Path(out)
     threads = config.threads or available_cores()
     torch.set_num_threads(threads)
+    import numba
+
+    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
     t_start = time.perf_counter()
 
     edges = graph_edges(graph)

@@ -168,13 +168,23 @@ def test_loader_imports_neither_dgl_nor_torch():
 
 
 @pytest.mark.parametrize("reduction", ["mean", "sum"])
-def test_closed_form_gradients_equal_autograd(tiny, reduction):
-    """batch_loss_and_grads (the training hot path) == autograd through batch_loss, with a short last chunk."""
-    x = {k: v.clone().requires_grad_(k != "w") for k, v in tiny.items()}
-    ref = model.batch_loss(x["u"], x["r"], x["t"], x["w"], x["neg_t"], x["neg_u"], 3, reduction)
+@pytest.mark.parametrize("B", [6, 7])  # whole chunks only, and a short last chunk
+def test_stacked_closed_form_gradients_equal_autograd(B, reduction):
+    """stacked_loss_and_grads (the training hot path) == autograd through batch_loss."""
+    g = torch.Generator().manual_seed(4)
+    d, N, chunk = 4, 3, 3  # as many tweet as user negatives, as the config guarantees
+    n = -(-B // chunk)
+    t64 = dict(dtype=torch.float64)
+    u, r, t = (torch.randn(B, d, generator=g, **t64) for _ in range(3))
+    w = torch.rand(B, generator=g, **t64) + 0.5
+    neg_t, neg_u = torch.randn(n, N, d, generator=g, **t64), torch.randn(n, N, d, generator=g, **t64)
+    leaves = [v.clone().requires_grad_() for v in (u, r, t, neg_t, neg_u)]
+    ref = model.batch_loss(leaves[0], leaves[1], leaves[2], w, leaves[3], leaves[4], chunk, reduction)
     ref.backward()
-    loss, du, dr, dt, dnt, dnu = model.batch_loss_and_grads(*(tiny[k] for k in ("u", "r", "t", "w", "neg_t", "neg_u")), 3, reduction)
+    x, y = torch.stack([u + r, t]), torch.stack([neg_t, neg_u])
+    loss, du, dr, dt, dy = model.stacked_loss_and_grads(x, y, r, w, chunk, reduction)
     assert loss.item() == pytest.approx(ref.item(), rel=1e-12)
-    for got, name in ((du, "u"), (dr, "r"), (dt, "t"), (dnt, "neg_t"), (dnu, "neg_u")):
-        assert torch.allclose(got, x[name].grad, rtol=1e-10, atol=1e-12), name
+    for got, leaf, name in ((du, leaves[0], "u"), (dr, leaves[1], "r"), (dt, leaves[2], "t"), (dy[0], leaves[3], "neg_t"),
+                            (dy[1], leaves[4], "neg_u")):
+        assert torch.allclose(got, leaf.grad, rtol=1e-10, atol=1e-12), name
         assert got.abs().sum() > 0, name
