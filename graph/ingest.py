@@ -305,14 +305,14 @@ def iter_chunks(
 # A column chunk whose bytes are under this share of the plain-encoded estimate is taken to
 # be dictionary-encoded throughout (writers fall back to plain pages once the dictionary
 # page is full, e.g. pyarrow at 1 MiB: such chunks are about as big as the plain estimate).
-_DICTIONARY_SHARE = 0.5
+_DICTIONARY_SHARE = 0.35
 
 
 def parquet_dictionary_columns(path: str | os.PathLike, candidates: Sequence[str]) -> list[str]:
     """The string columns among ``candidates`` worth reading as dictionaries from a Parquet file.
 
     A column qualifies when every row group stores it with a dictionary page and its size is
-    well under what plain strings would take (rows x (4 + typical length from the min/max
+    well under (``_DICTIONARY_SHARE``) what plain strings would take (rows x (4 + typical length from the min/max
     statistics)): then almost every data page holds dictionary indices, and reading the
     indices skips both decoding each row's string and hashing it. Otherwise (high-cardinality
     ids that overflowed the dictionary page) reading as a dictionary would make pyarrow hash
@@ -329,12 +329,14 @@ def parquet_dictionary_columns(path: str | os.PathLike, candidates: Sequence[str
         j = names.index(c)
         if md.schema.column(j).physical_type != "BYTE_ARRAY":
             continue
-        ok = True
+        ok, stored, plain = True, 0, 0.0
         for g in range(md.num_row_groups):
             cc = md.row_group(g).column(j)
-            if not cc.has_dictionary_page or cc.num_values == 0:
-                ok = ok and cc.num_values == 0
+            if cc.num_values == 0:
                 continue
+            if not cc.has_dictionary_page:
+                ok = False
+                break
             length = 8.0
             st = cc.statistics
             if st is not None and st.has_min_max:
@@ -342,9 +344,9 @@ def parquet_dictionary_columns(path: str | os.PathLike, candidates: Sequence[str
                     length = (len(st.min) + len(st.max)) / 2
                 except TypeError:
                     pass
-            if cc.total_uncompressed_size > _DICTIONARY_SHARE * cc.num_values * (4 + length):
-                ok = False
-                break
+            stored += cc.total_uncompressed_size
+            plain += cc.num_values * (4 + length)
+        ok = ok and stored <= _DICTIONARY_SHARE * plain
         if ok:
             out.append(c)
     return out
