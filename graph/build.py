@@ -648,6 +648,17 @@ def _import_quietly(name: str) -> None:
         pass
 
 
+def _warm_up(import_dgl: bool) -> None:
+    try:
+        from graph.writer import warm_kernels
+
+        warm_kernels()
+    except Exception:  # the real call later reports the problem
+        pass
+    if import_dgl:
+        _import_quietly("dgl")
+
+
 def _first_appearance(ids: np.ndarray) -> np.ndarray:
     """The distinct values of ``ids`` in order of first appearance."""
     values, first = np.unique(ids, return_index=True)
@@ -723,10 +734,10 @@ def build_graph(cfg: BuildConfig, out: str | os.PathLike | None = None) -> Graph
         fmt = ingest.detect_format(p, cfg.texts_format)
         ingest.require_columns(p, ingest.read_header(p, fmt, cfg.encoding), _texts_required(cfg))
 
-    if not cfg.no_dgl:  # import dgl/torch (seconds) while the logs stream
-        import threading
+    import threading
 
-        threading.Thread(target=_import_quietly, args=("dgl",), daemon=True).start()
+    # meanwhile, in the background: load the writer's Numba kernels and import dgl/torch (seconds)
+    threading.Thread(target=_warm_up, args=(not cfg.no_dgl,), daemon=True).start()
     inputs = _fingerprints(log_paths, "log") + _fingerprints(text_paths, "texts")
     data = read_logs(cfg, log_paths)
     t_read = time.perf_counter()

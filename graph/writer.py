@@ -279,6 +279,15 @@ def build_csrs(users, tweets, etypes, times, counts, num_users: int, num_tweets:
     return ut, transpose_csr(ut, num_tweets)
 
 
+def warm_kernels() -> None:
+    """Load (or compile) the Numba kernels of :func:`write_graph` on tiny inputs with the
+    build's dtypes, so a build can do it in a background thread while the logs stream."""
+    ut, _ = user_tweet_csr(np.array([0, 1, 0], np.int32), np.array([1, 0, 1], np.int32), np.zeros(3, np.int8),
+                           np.arange(3, dtype=np.int64), num_users=2, num_tweets=2, num_types=1)
+    transpose_csr(ut, 2)
+    _edges_by_type(ut, 1)
+
+
 def _hash_arrays(*arrays) -> str:
     h = hashlib.sha256()
     for a in arrays:
