@@ -226,6 +226,7 @@ def main(argv=None) -> int:
         g = graph.load(gdir)
     print(f"graph: {g.num_users} users, {g.num_tweets} tweets, {g.num_edges} edges", file=sys.stderr)
 
+    load_start = os.getloadavg()
     ours = in_child(run_ours, str(gdir), args)
     print("ours:", json.dumps({k: v for k, v in ours.items() if k not in ("history", "config")}), file=sys.stderr)
     pyg = None if args.skip_pyg else in_child(run_pyg, str(gdir), args)
@@ -234,6 +235,8 @@ def main(argv=None) -> int:
         "dim": args.dim, "negatives_per_positive": args.negatives, "epochs": args.epochs, "cores": len(os.sched_getaffinity(0)),
         "edges_per_s": ours["edges_per_s"], "mrr": ours["mrr"], "hits@10": ours["hits@10"], "peak_rss_mb": ours["peak_rss_mb"],
         "ours": ours,
+        # 1/5/15-minute load averages of the machine (other jobs share its 2 cores)
+        "load_average": {"start": list(load_start), "end": list(os.getloadavg())},
     }
     if pyg:
         result.update({"pyg_edges_per_s": pyg["edges_per_s"], "pyg_mrr": pyg["mrr"], "pyg_hits@10": pyg["hits@10"],
@@ -245,6 +248,7 @@ def main(argv=None) -> int:
     rows = [("positive edges/s", "edges_per_s", "{:,.0f}"), ("peak RSS (MB)", "peak_rss_mb", "{:,.0f}"),
             ("held-out MRR", "mrr", "{:.4f}"), ("held-out HITS@10", "hits@10", "{:.4f}"), ("epochs done", "epochs_done", "{:.3g}")]
     print(f"\n{g.num_edges:,} edges, dim {args.dim}, {args.negatives} negatives/positive, {args.epochs} epoch(s)")
+    print(f"load average (1 min) {load_start[0]:.1f} at start, {os.getloadavg()[0]:.1f} at end")
     print(f"{'':20s} {'coengage (DGL)':>16s} {'PyG TransE':>14s} {'ratio':>8s}")
     for label, key, fmt in rows:
         a = ours[key]
