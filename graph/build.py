@@ -648,6 +648,25 @@ def _import_quietly(name: str) -> None:
         pass
 
 
+def release_free_memory() -> None:
+    """Hand the heap's free pages back to the OS (glibc ``malloc_trim``; no-op elsewhere).
+
+    Streaming leaves many freed chunk-sized blocks in the malloc arenas of the reading and
+    encoding threads (~200 MB on the 10M benchmark); without this they stay in the RSS
+    while the writer allocates its arrays next to them.
+    """
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+    try:
+        pa.default_memory_pool().release_unused()
+    except AttributeError:
+        pass
+
+
 def _warm_up(import_dgl: bool) -> None:
     try:
         from graph.writer import warm_kernels
@@ -740,6 +759,7 @@ def build_graph(cfg: BuildConfig, out: str | os.PathLike | None = None) -> Graph
     threading.Thread(target=_warm_up, args=(not cfg.no_dgl,), daemon=True).start()
     inputs = _fingerprints(log_paths, "log") + _fingerprints(text_paths, "texts")
     data = read_logs(cfg, log_paths)
+    release_free_memory()
     t_read = time.perf_counter()
     if len(data["users"]) == 0:
         reasons = ", ".join(f"{k}={v}" for k, v in data["dropped"].items() if v) or "none"

@@ -308,6 +308,42 @@ def _hash_strings(values) -> str:
     return h.hexdigest()[:16]
 
 
+def _hash_id_array(ids) -> str:
+    """:func:`_hash_strings` of a pyarrow string array without nulls, from its buffers (no
+    Python string per id): the same digest."""
+    n = len(ids)
+    if n == 0:
+        return _hash_strings([])
+    bufs = ids.buffers()
+    off_type = np.int64 if _is_large_string(ids) else np.int32
+    offsets = np.frombuffer(bufs[1], dtype=off_type, count=ids.offset + n + 1)[ids.offset:].astype(np.int64)
+    data = np.frombuffer(bufs[2], dtype=np.uint8) if bufs[2] is not None and bufs[2].size else np.zeros(0, np.uint8)
+    body = data[offsets[0]:offsets[-1]]
+    joined = np.zeros(len(body) + n, np.uint8)  # each id's bytes followed by NUL
+    keep = np.ones(len(joined), bool)
+    keep[offsets[1:] - offsets[0] + np.arange(n)] = False
+    joined[keep] = body
+    h = hashlib.sha256()
+    h.update(memoryview(joined))
+    return h.hexdigest()[:16]
+
+
+def _is_large_string(arr) -> bool:
+    import pyarrow as pa
+
+    return pa.types.is_large_string(arr.type)
+
+
+def _id_array(ids):
+    """Ids as a pyarrow string array without nulls (arrow input stays arrow: no Python strings)."""
+    import pyarrow as pa
+
+    if hasattr(ids, "type") and hasattr(ids, "buffers") and (pa.types.is_string(ids.type) or pa.types.is_large_string(ids.type)) \
+            and ids.null_count == 0:
+        return ids
+    return pa.array(_id_strings(ids), pa.string())
+
+
 def attach_texts(texts, tweet_ids: np.ndarray):
     """Align a texts DataFrame (columns tweet_id, text, extras) to tweet nodes.
 
@@ -493,8 +529,8 @@ def write_graph(
 
     relations = list(relations)
     type_weights = {r: float((type_weights or {}).get(r, 1.0)) for r in relations}
-    user_ids = _id_strings(user_ids)
-    tweet_ids = _id_strings(tweet_ids)
+    user_ids = _id_array(user_ids)
+    tweet_ids = _id_array(tweet_ids)
     nu, nt, nr = len(user_ids), len(tweet_ids), len(relations)
     if nr > 127:
         raise InputError(f"{nr} engagement types; at most 127 are supported")
@@ -505,10 +541,10 @@ def write_graph(
     ut, merged = _user_tweet_csr(rows, nu, nt, nr)
     tu = transpose_csr(ut, nt)
     e, tm = ut.etype, ut.time
-    text_frame, text_stats = attach_texts(texts, tweet_ids)
+    text_frame, text_stats = attach_texts(texts, tweet_ids.to_numpy(zero_copy_only=False) if texts is not None else tweet_ids)
     num_edges = {r: int(n) for r, n in zip(relations, np.bincount(e, minlength=nr))}
     fingerprint = _hash_arrays(ut.indptr, ut.indices, ut.etype, ut.time, ut.count)
-    fingerprint = _hash_strings([fingerprint, _hash_strings(user_ids), _hash_strings(tweet_ids), relations,
+    fingerprint = _hash_strings([fingerprint, _hash_id_array(user_ids), _hash_id_array(tweet_ids), relations,
                                  _hash_strings(text_frame["text"]) if len(text_frame) else ""])
     manifest = {
         "kind": KIND,
@@ -526,8 +562,8 @@ def write_graph(
     }
     manifest.update(extra or {})
     with atomic_dir(out) as tmp:
-        pq.write_table(pa.table({"user_id": pa.array(user_ids, pa.string())}), tmp / "user_ids.parquet")
-        pq.write_table(pa.table({"tweet_id": pa.array(tweet_ids, pa.string())}), tmp / "tweet_ids.parquet")
+        pq.write_table(pa.table({"user_id": user_ids.cast(pa.string())}), tmp / "user_ids.parquet")
+        pq.write_table(pa.table({"tweet_id": tweet_ids.cast(pa.string())}), tmp / "tweet_ids.parquet")
         save_csr(tmp, "user_tweet", ut)
         save_csr(tmp, "tweet_user", tu)
         del tu  # the DGL graph needs only ut: free the transpose before building it

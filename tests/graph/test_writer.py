@@ -102,3 +102,16 @@ def test_parallel_parts_give_the_serial_result(monkeypatch, seed):
     ref = _reference(u, t, e, tm, c)
     np.testing.assert_array_equal(parts[0].count, ref["c"])
     np.testing.assert_array_equal(parts[0].time, ref["tm"])
+
+
+def test_id_array_hash_equals_string_hash():
+    """The fingerprint hashes arrow id arrays from their buffers: same digest as the strings."""
+    import pyarrow as pa
+
+    from graph.writer import _hash_id_array
+
+    values = ["a", "bé", "", "x y", "0" * 50]
+    assert _hash_id_array(pa.array(values)) == _hash_strings(values)
+    assert _hash_id_array(pa.array(["q"] + values).slice(1)) == _hash_strings(values)
+    assert _hash_id_array(pa.array(values, pa.large_string())) == _hash_strings(values)
+    assert _hash_id_array(pa.array([], pa.string())) == _hash_strings([])
