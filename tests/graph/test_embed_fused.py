@@ -99,3 +99,25 @@ def test_zeros_table():
         assert not t.any()
         t[-1, -1] = 2.0
         assert t.sum().item() == 2.0
+
+
+def test_checkpoint_of_dgl_path_resumes_under_fused(g, tmp_path, monkeypatch):
+    """Interrupted after epoch 1 with --optimizer dgl, resumed with fused == uninterrupted fused run."""
+    from graph.embed import load_embeddings
+
+    full = train_embeddings(g, tmp_path / "full", cfg(epochs=2, optimizer="fused"), progress=False)
+    save = train_mod._save_checkpoint
+
+    def crash_after_epoch_1(path, tw, meta):
+        save(path, tw, meta)
+        raise KeyboardInterrupt("simulated crash")
+
+    monkeypatch.setattr(train_mod, "_save_checkpoint", crash_after_epoch_1)
+    with pytest.raises(KeyboardInterrupt):
+        train_embeddings(g, tmp_path / "mixed", cfg(epochs=2, optimizer="dgl"), progress=False)
+    monkeypatch.setattr(train_mod, "_save_checkpoint", save)
+    resumed = train_embeddings(g, tmp_path / "mixed", cfg(epochs=2, optimizer="fused"), resume=True, progress=False)
+    a, b = load_embeddings(tmp_path / "full", graph=g), load_embeddings(tmp_path / "mixed", graph=g)
+    for name in ("user", "tweet", "relation"):
+        assert np.array_equal(getattr(a, name), getattr(b, name)), name
+    assert resumed["metrics"] == full["metrics"]
