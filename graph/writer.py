@@ -19,7 +19,7 @@ from numba import njit, prange
 
 from coengage.artifacts import atomic_dir, now_iso, write_json
 from coengage.errors import InputError
-from graph.artifact import KIND, SCHEMA_VERSION, CSR, GraphArtifact, save_csr
+from graph.artifact import KIND, SCHEMA_VERSION, CSR, GraphArtifact, csr_paths, save_csr
 
 log = logging.getLogger(__name__)
 
@@ -155,18 +155,26 @@ def _column_histograms(indptr, indices, row_bounds, n_cols):
 
 
 @njit(parallel=True, cache=True, nogil=True)
-def _transpose_scatter(indptr, indices, etype, time, count, row_bounds, starts, t_indices, t_etype, t_time, t_count):
+def _transpose_rows(indptr, indices, row_bounds, starts, out):
+    """The transpose's indices: each edge's row, at its column's next position."""
     for p in prange(len(row_bounds) - 1):
         pos = starts[p]
         for r in range(row_bounds[p], row_bounds[p + 1]):
             for j in range(indptr[r], indptr[r + 1]):
                 c = indices[j]
-                q = pos[c]
-                pos[c] = q + 1
-                t_indices[q] = r
-                t_etype[q] = etype[j]
-                t_time[q] = time[j]
-                t_count[q] = count[j]
+                out[pos[c]] = r
+                pos[c] += 1
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _transpose_values(indptr, indices, values, row_bounds, starts, out):
+    """One edge field of the transpose, in the order of :func:`_transpose_rows`."""
+    for p in prange(len(row_bounds) - 1):
+        pos = starts[p]
+        for j in range(indptr[row_bounds[p]], indptr[row_bounds[p + 1]]):
+            c = indices[j]
+            out[pos[c]] = values[j]
+            pos[c] += 1
 
 
 _MIN_ROWS_PER_PART = 65536  # fewer rows than this per thread: one part (tests lower it)
@@ -248,15 +256,26 @@ def _user_tweet_csr(rows: list, num_users=None, num_tweets=None, num_types=None)
 
 def transpose_csr(csr: CSR, n_cols: int) -> CSR:
     """The tweet->user CSR of a user->tweet CSR (rows sorted by user, then etype, per tweet)."""
+    return CSR(**dict(transpose_fields(csr, n_cols)))
+
+
+def transpose_fields(csr: CSR, n_cols: int):
+    """:func:`transpose_csr` one field at a time: yields ``(field, array)`` for indptr,
+    indices, etype, time, count, so a caller can save and drop each before the next is made
+    (peak: the source CSR plus one field)."""
     indptr, indices = np.asarray(csr.indptr), np.asarray(csr.indices)
     n = len(indices)
     parts = _n_parts(n)
     row_bounds = _edge_rows(indptr, parts, n)
     t_indptr, starts = _part_starts(_column_histograms(indptr, indices, row_bounds, int(n_cols)))
-    out = CSR(t_indptr, np.empty(n, np.int32), np.empty(n, np.int8), np.empty(n, np.int64), np.empty(n, np.int32))
-    _transpose_scatter(indptr, indices, np.asarray(csr.etype), np.asarray(csr.time), np.asarray(csr.count),
-                       row_bounds, starts, out.indices, out.etype, out.time, out.count)
-    return out
+    yield "indptr", t_indptr
+    out = np.empty(n, np.int32)
+    _transpose_rows(indptr, indices, row_bounds, starts.copy(), out)
+    yield "indices", out
+    for field, dtype in (("etype", np.int8), ("time", np.int64), ("count", np.int32)):
+        out = np.empty(n, dtype)
+        _transpose_values(indptr, indices, np.asarray(getattr(csr, field)), row_bounds, starts.copy(), out)
+        yield field, out
 
 
 def canonical_edges(users, tweets, etypes, times, counts=None, num_users=None, num_tweets=None, num_types=None):
@@ -423,7 +442,15 @@ def forward_dgl_graph(ut: CSR, relations: Sequence[str], num_users: int, num_twe
     import dgl
     import torch
 
-    bounds, src, dst, time, count = _edges_by_type(ut, len(relations))
+    return _forward_graph(_edges_by_type(ut, len(relations)), relations, num_users, num_tweets)
+
+
+def _forward_graph(grouped, relations: Sequence[str], num_users: int, num_tweets: int):
+    """:func:`forward_dgl_graph` from ``_edges_by_type``'s arrays (the CSR may be gone)."""
+    import dgl
+    import torch
+
+    bounds, src, dst, time, count = grouped
     data, edata = {}, {}
     for r, name in enumerate(relations):
         a, b = int(bounds[r]), int(bounds[r + 1])
@@ -479,9 +506,14 @@ def write_dgl(directory: Path, ut: CSR, relations: Sequence[str], type_weights: 
     The reverse relations and the weights are derived data; :func:`graph.dglgraph.load_dgl`
     adds them back, so the file is about a third of the full graph's size.
     """
+    _save_forward_graph(directory, _edges_by_type(ut, len(relations)), relations, num_users, num_tweets)
+
+
+def _save_forward_graph(directory: Path, grouped, relations: Sequence[str], num_users: int, num_tweets: int) -> None:
     import dgl
 
-    g = forward_dgl_graph(ut, relations, num_users, num_tweets).formats("coo")
+    g = _forward_graph(grouped, relations, num_users, num_tweets).formats("coo")
+    del grouped
     dgl.save_graphs(str(directory / "graph.dgl"), [g])
 
 
@@ -539,8 +571,8 @@ def write_graph(
     rows = [users, tweets, etypes, times, counts]
     del users, tweets, etypes, times, counts  # freed inside once grouped, unless the caller keeps them
     ut, merged = _user_tweet_csr(rows, nu, nt, nr)
-    tu = transpose_csr(ut, nt)
     e, tm = ut.etype, ut.time
+    n_edges = ut.n_edges
     text_frame, text_stats = attach_texts(texts, tweet_ids.to_numpy(zero_copy_only=False) if texts is not None else tweet_ids)
     num_edges = {r: int(n) for r, n in zip(relations, np.bincount(e, minlength=nr))}
     fingerprint = _hash_arrays(ut.indptr, ut.indices, ut.etype, ut.time, ut.count)
@@ -565,16 +597,22 @@ def write_graph(
         pq.write_table(pa.table({"user_id": user_ids.cast(pa.string())}), tmp / "user_ids.parquet")
         pq.write_table(pa.table({"tweet_id": tweet_ids.cast(pa.string())}), tmp / "tweet_ids.parquet")
         save_csr(tmp, "user_tweet", ut)
-        save_csr(tmp, "tweet_user", tu)
-        del tu  # the DGL graph needs only ut: free the transpose before building it
+        tu_paths = csr_paths(tmp, "tweet_user")
+        tu_paths["indptr"].parent.mkdir(parents=True, exist_ok=True)
+        for field, arr in transpose_fields(ut, nt):  # saved and dropped one field at a time
+            np.save(tu_paths[field], arr)
+            del arr
         text_frame.to_parquet(tmp / "texts.parquet", index=False)
-        if write_dgl_binary:
-            write_dgl(tmp, ut, relations, type_weights, nu, nt)
+        grouped = _edges_by_type(ut, nr) if write_dgl_binary else None
+        del ut, e, tm  # the DGL graph is made from the grouped edges: free the CSR first
+        if grouped is not None:
+            _save_forward_graph(tmp, grouped, relations, nu, nt)
+            del grouped
         if heldout is not None:
             from graph.split import write_heldout
 
             manifest["split"] = write_heldout(tmp, update_manifest=False, **heldout)
         manifest["files"] = sorted(str(p.relative_to(tmp)) for p in tmp.rglob("*") if p.is_file()) + ["manifest.json"]
         write_json(tmp / "manifest.json", manifest)
-    log.info("wrote graph %s: %d users, %d tweets, %d edges", out, nu, nt, ut.n_edges)
+    log.info("wrote graph %s: %d users, %d tweets, %d edges", out, nu, nt, n_edges)
     return GraphArtifact(out)
