@@ -3,10 +3,11 @@
 Sections (``--sections``, comma-separated; each is one function, results are merged into
 ``benchmarks/results/mining.json`` so other sections' figures stay):
 
-* ``walk``: our walk kernel (interleaved walkers and the plain loop) vs
+* ``walk``: our walk kernel (the walker pool at several sizes and the sequential reference loop) vs
   ``dgl.sampling.random_walk`` with the same metapath, walk count and length, vs a plain-Python
   walker on a small subgraph, and vs the measured random-gather ceiling of this machine, on a
-  power-law graph far larger than the cache.
+  power-law graph far larger than the cache. Wall-clock steps/s and steps per CPU-second (less
+  distorted by other jobs on a shared machine; with several threads it includes spin-waiting).
 * ``coengage``: our co-engagement kernel vs scipy ``AᵀA`` with the same degree cap
   (identical counts asserted), time and peak extra memory.
 * ``growth``: time and peak memory of both kernels at several edge counts.
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import inspect
 import json
 import os
 import sys
@@ -149,17 +151,45 @@ def describe(g):
 
 
 def gather_ceiling(indices, indptr, n=1 << 26):
-    """Random int32 gathers/s over ``indices`` and (indptr -> indices) dependent chains/s."""
+    """The machine's random-gather rate over ``indices`` (an int32 array as large as the walk's).
+
+    Independent random int32 gathers, indices from a counter hash mapped by multiply-shift (no
+    division), at the current thread count; measured as a plain parallel loop (the CPU overlaps
+    the misses by itself) and with explicit software prefetch 16, 32 and 64 gathers ahead; the
+    ceiling is the best of these. Also (indptr -> indices) dependent chains/s, one step of a
+    plain walker. Returns ``(best gathers/s, chains/s, {variant: (gathers/s, per CPU-second)})``.
+    """
     from numba import njit, prange
+
+    from mining.rng import prefetch
+
+    @njit(inline="always")
+    def at(i, m):
+        z = np.uint64(i) * np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(31))) * np.uint64(0xBF58476D1CE4E5B9)
+        return np.int64(((z >> np.uint64(32)) * m) >> np.uint64(32))
 
     @njit(parallel=True, nogil=True, cache=True)
     def gathers(arr, n):
         m = np.uint64(len(arr))
         s = 0
         for i in prange(n):
-            z = np.uint64(i) * np.uint64(0x9E3779B97F4A7C15)
-            z = (z ^ (z >> np.uint64(31))) * np.uint64(0xBF58476D1CE4E5B9)
-            s += arr[np.int64(z % m)]
+            s += arr[at(i, m)]
+        return s
+
+    @njit(parallel=True, nogil=True, cache=True)
+    def gathers_prefetched(arr, n, ahead):
+        m = np.uint64(len(arr))
+        s = 0
+        n_chunks = 64
+        for c in prange(n_chunks):
+            lo, hi = n * c // n_chunks, n * (c + 1) // n_chunks
+            for i in range(lo, min(lo + ahead, hi)):
+                prefetch(arr, at(i, m))
+            for i in range(lo, hi):
+                if i + ahead < hi:
+                    prefetch(arr, at(i + ahead, m))
+                s += arr[at(i, m)]
         return s
 
     @njit(parallel=True, nogil=True, cache=True)
@@ -167,21 +197,29 @@ def gather_ceiling(indices, indptr, n=1 << 26):
         m = np.uint64(len(indptr) - 1)
         s = 0
         for i in prange(n):
-            z = np.uint64(i) * np.uint64(0x9E3779B97F4A7C15)
-            z = (z ^ (z >> np.uint64(31))) * np.uint64(0xBF58476D1CE4E5B9)
-            r = np.int64(z % m)
+            r = at(i, m)
             lo = indptr[r]
             hi = indptr[r + 1]
             if hi > lo:
-                s += arr[lo + np.int64((z >> np.uint64(33)) % np.uint64(hi - lo))]
+                s += arr[lo + at(i ^ 0x5555, np.uint64(hi - lo))]
         return s
 
-    gathers(indices, 1000), chains(indptr, indices, 1000)  # compile
-    best_g = best_c = 0.0
+    variants = {"plain": lambda: gathers(indices, n)}
+    for ahead in (16, 32, 64):
+        variants[f"prefetch {ahead} ahead"] = lambda ahead=ahead: gathers_prefetched(indices, n, ahead)
+    gathers(indices, 1000), gathers_prefetched(indices, 1000, 16), chains(indptr, indices, 1000)  # compile
+    rates = {}
+    for _ in range(3):
+        for name, fn in variants.items():
+            t0, c0 = time.perf_counter(), time.process_time()
+            fn()
+            dt, dc = time.perf_counter() - t0, time.process_time() - c0
+            old = rates.get(name, (0.0, 0.0))
+            rates[name] = (max(old[0], n / dt), max(old[1], n / dc))
+    best_c = 0.0
     for _ in range(2):
-        t0 = time.perf_counter(); gathers(indices, n); best_g = max(best_g, n / (time.perf_counter() - t0))
         t0 = time.perf_counter(); chains(indptr, indices, n); best_c = max(best_c, n / (time.perf_counter() - t0))
-    return best_g, best_c
+    return max(r[0] for r in rates.values()), best_c, rates
 
 
 def python_walker(g_small, queries, n_walks, length, seed=0):
@@ -211,7 +249,7 @@ def python_walker(g_small, queries, n_walks, length, seed=0):
 
 
 def dgl_walk(g, seeds, length, threads=None):
-    """dgl.sampling.random_walk over the same graph (one relation pair), returns (hops/s, seconds)."""
+    """dgl.sampling.random_walk over the same graph (one relation pair): (hops/s, seconds, CPU seconds)."""
     import dgl
     import torch
 
@@ -226,14 +264,14 @@ def dgl_walk(g, seeds, length, threads=None):
     dgl.sampling.random_walk(hg, s[:1000], metapath=["rev", "eng"] * length)  # warm up
     best = None
     for _ in range(2):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         traces, _ = dgl.sampling.random_walk(hg, s, metapath=["rev", "eng"] * length)
-        dt = time.perf_counter() - t0
-        best = dt if best is None else min(best, dt)
+        dt, dc = time.perf_counter() - t0, time.process_time() - c0
+        best = (dt, dc) if best is None or dt < best[0] else best
         del traces
     del hg
     gc.collect()
-    return len(seeds) * length / best, best
+    return len(seeds) * length / best[0], best[0], best[1]
 
 
 def bench_walk(args):
@@ -262,23 +300,28 @@ def bench_walk(args):
     rows, res = [], {}
 
     def ours(label, w, cap, W, mode="skip"):
+        """Best of 2 runs of run_walks (validation and set-up included): (steps/s, steps per CPU-second)."""
         best = None
         for _ in range(2):
+            c0 = time.process_time()
             out, dt, mem = measure(run_walks, *walk_args(g), w, **common, max_user_degree=cap,
                                    walkers_in_flight=W, degree_cap_mode=mode)
-            best = (dt, out[3]) if best is None or dt < best[0] else best
-        sps = 2 * best[1] / best[0]
-        rows.append([label, f"{best[1] * 2:,}", f"{best[0]:.2f}s", fmt_rate(sps)])
-        return sps, out
+            dc = time.process_time() - c0
+            best = (dt, out[3], dc) if best is None or dt < best[0] else best
+        sps, cpu_sps = 2 * best[1] / best[0], 2 * best[1] / best[2]
+        rows.append([label, f"{best[1] * 2:,}", f"{best[0]:.2f}s", fmt_rate(sps), fmt_rate(cpu_sps)])
+        return sps, cpu_sps
 
-    naive_sps, _ = ours("ours plain loop (W=1), no cap, uniform", uniform, huge, 1)
-    inflight = {}
-    for W in (4, 8, 16, 32):
-        inflight[W], _ = ours(f"ours interleaved W={W}, no cap, uniform", uniform, huge, W)
+    default_W = inspect.signature(run_walks).parameters["walkers_in_flight"].default
+    naive_sps, naive_cpu = ours("ours reference loop (W=1), no cap, uniform", uniform, huge, 1)
+    inflight, inflight_cpu = {}, {}
+    for W in (8, 16, 32, 64, 128):
+        inflight[W], inflight_cpu[W] = ours(f"ours walker pool W={W}, no cap, uniform", uniform, huge, W)
     best_W = max(inflight, key=inflight.get)
-    walk_sps = inflight[8]
-    capped_sps, _ = ours("ours W=8, cap 100 skip, type weights", weights, 100, 8)
-    sample_sps, _ = ours("ours W=8, cap 100 sample, type weights", weights, 100, 8, "sample")
+    walk_sps, walk_cpu = inflight[default_W], inflight_cpu[default_W]
+    capped_sps, capped_cpu = ours(f"ours W={default_W}, cap 100 skip, type weights", weights, 100, default_W)
+    sample_sps, sample_cpu = ours(f"ours W={default_W}, cap 100 sample, type weights", weights, 100, default_W,
+                                  "sample")
 
     # one thread each: a per-core comparison that shared/contended machines distort less
     import numba
@@ -286,57 +329,86 @@ def bench_walk(args):
     threads = numba.get_num_threads()
     numba.set_num_threads(1)
     try:
-        one_sps, _ = ours("ours W=8, no cap, uniform, 1 thread", uniform, huge, 8)
-        one32_sps, _ = ours("ours W=32, no cap, uniform, 1 thread", uniform, huge, 32)
+        one_sps, one_cpu = ours(f"ours W={default_W}, no cap, uniform, 1 thread", uniform, huge, default_W)
+        one8_sps, _ = ours("ours W=8, no cap, uniform, 1 thread", uniform, huge, 8)
+        gth1, _, gth1_rates = gather_ceiling(g["ut_indices"], g["tu_indptr"], n=1 << (22 if args.quick else 25))
+        rows.append(["ceiling, 1 thread: best random int32 gathers / 2", "", "", fmt_rate(gth1 / 2),
+                     fmt_rate(max(r[1] for r in gth1_rates.values()) / 2)])
     finally:
         numba.set_num_threads(threads)
     seeds = np.repeat(queries, walks)
+    dgl1_sps = None
     try:
-        dgl1_hops, dgl1_s = dgl_walk(g, seeds, length, threads=1)
+        dgl1_hops, dgl1_s, dgl1_cpu = dgl_walk(g, seeds, length, threads=1)
+        dgl1_sps = 2 * dgl1_hops
         rows.append(["dgl.sampling.random_walk, 1 thread", f"{len(seeds) * length * 2:,}", f"{dgl1_s:.2f}s",
-                     fmt_rate(2 * dgl1_hops)])
-        res["dgl_steps_per_s_1thread"] = 2 * dgl1_hops
+                     fmt_rate(dgl1_sps), fmt_rate(len(seeds) * length * 2 / dgl1_cpu)])
     except Exception as e:
         print(f"dgl baseline failed: {e!r}")
+    res["dgl_steps_per_s_1thread"] = dgl1_sps
     res["walk_steps_per_s_1thread"] = one_sps
-    res["walk_w32_steps_per_s_1thread"] = one32_sps
+    res["walk_steps_per_cpu_s_1thread"] = one_cpu
+    res["walk_w8_steps_per_s_1thread"] = one8_sps
+    res["gather_ceiling_steps_per_s_1thread"] = gth1 / 2
+    res["walk_fraction_of_ceiling_1thread"] = one_sps / (gth1 / 2)
+    res["walk_speedup_vs_dgl_1thread"] = one_sps / dgl1_sps if dgl1_sps else None
+    dgl_cpu_sps = None
     try:
-        dgl_hops, dgl_s = dgl_walk(g, seeds, length)
+        dgl_hops, dgl_s, dgl_cpu = dgl_walk(g, seeds, length)
         dgl_sps = 2 * dgl_hops
+        dgl_cpu_sps = len(seeds) * length * 2 / dgl_cpu
         rows.append(["dgl.sampling.random_walk (metapath rev,eng x4)", f"{len(seeds) * length * 2:,}",
-                     f"{dgl_s:.2f}s", fmt_rate(dgl_sps)])
+                     f"{dgl_s:.2f}s", fmt_rate(dgl_sps), fmt_rate(dgl_cpu_sps)])
     except Exception as e:  # dgl missing or broken: say so
         print(f"dgl baseline failed: {e!r}")
         dgl_sps = None
 
-    gth, chain = gather_ceiling(g["ut_indices"], g["tu_indptr"], n=1 << (22 if args.quick else 26))
+    gth, chain, gth_rates = gather_ceiling(g["ut_indices"], g["tu_indptr"], n=1 << (22 if args.quick else 26))
     ceiling_sps = gth / 2
-    rows.append(["ceiling: random int32 gathers / 2", "", "", fmt_rate(ceiling_sps)])
-    rows.append(["(indptr -> indices dependent chains)", "", "", fmt_rate(chain)])
+    for name, (r, rc) in gth_rates.items():
+        rows.append([f"random int32 gathers / 2, {name}", "", "", fmt_rate(r / 2), fmt_rate(rc / 2)])
+    rows.append(["ceiling: best random int32 gathers / 2", "", "", fmt_rate(ceiling_sps), ""])
+    rows.append(["(indptr -> indices dependent chains)", "", "", fmt_rate(chain), ""])
 
     small = power_law_graph(2_000, 4_000, 50_000, seed=3, times=False)
     sq = np.flatnonzero(np.diff(small["tu_indptr"]) > 0)[:300]
     py_hops = python_walker(small, sq, walks, length)
-    rows.append(["plain Python + networkx adjacency (50k-edge graph)", "", "", fmt_rate(2 * py_hops)])
+    rows.append(["plain Python + networkx adjacency (50k-edge graph)", "", "", fmt_rate(2 * py_hops), ""])
     out_small, dt_small, _ = measure(run_walks, *walk_args(small), uniform, queries=sq, walks_per_query=walks,
                                      walk_length=length, restart_prob=0.0, max_user_degree=huge, progress=False)
-    rows.append(["ours W=8 on the same 50k-edge graph", "", f"{dt_small:.3f}s", fmt_rate(2 * out_small[3] / dt_small)])
+    rows.append([f"ours W={default_W} on the same 50k-edge graph", "", f"{dt_small:.3f}s",
+                 fmt_rate(2 * out_small[3] / dt_small), ""])
 
-    print(f"== walk ({walks} walks x {length} hops from {len(queries)} queries; step = one edge)")
-    table(rows, ["walker", "steps", "time", "steps/s"])
+    print(f"== walk ({walks} walks x {length} hops from {len(queries)} queries, no restart; a step is one edge, "
+          f"tweet->user or user->tweet; DGL's metapath [rev, eng] x {length} is {2 * length} steps per walk)")
+    table(rows, ["walker", "steps", "time", "steps/s", "steps/CPU-s"])
+    best_gather_cpu = max(r[1] for r in gth_rates.values())
     res.update({
         "walk_graph": info, "walk_queries": int(len(queries)), "walk_walks_per_query": walks, "walk_length": length,
-        "walk_steps_per_s": walk_sps, "walk_naive_steps_per_s": naive_sps,
+        "walk_default_inflight": default_W,
+        "walk_steps_per_s": walk_sps, "walk_steps_per_cpu_s": walk_cpu, "walk_naive_steps_per_s": naive_sps,
         "walk_inflight_steps_per_s": {str(k): v for k, v in inflight.items()}, "walk_best_inflight": best_W,
+        "walk_inflight_steps_per_cpu_s": {str(k): v for k, v in inflight_cpu.items()},
         "walk_capped_weighted_steps_per_s": capped_sps, "walk_sample_mode_steps_per_s": sample_sps,
-        "dgl_steps_per_s": dgl_sps, "gather_per_s": gth, "gather_chain_per_s": chain,
+        "walk_capped_weighted_steps_per_cpu_s": capped_cpu, "walk_sample_mode_steps_per_cpu_s": sample_cpu,
+        "dgl_steps_per_s": dgl_sps, "dgl_steps_per_cpu_s": dgl_cpu_sps, "gather_per_s": gth,
+        "gather_variants_per_s": {k: v[0] for k, v in gth_rates.items()},
+        "gather_variants_per_cpu_s": {k: v[1] for k, v in gth_rates.items()}, "gather_chain_per_s": chain,
         "gather_ceiling_steps_per_s": ceiling_sps, "walk_fraction_of_ceiling": walk_sps / ceiling_sps,
+        "walk_fraction_of_ceiling_cpu": walk_cpu / (best_gather_cpu / 2),
         "walk_speedup_vs_dgl": (walk_sps / dgl_sps) if dgl_sps else None,
+        "walk_speedup_vs_dgl_cpu": (walk_cpu / dgl_cpu_sps) if dgl_cpu_sps else None,
         "walk_interleave_speedup": walk_sps / naive_sps, "python_steps_per_s": 2 * py_hops,
+        "load_average": list(os.getloadavg()),
     })
-    print(f"ours/DGL = {res['walk_speedup_vs_dgl'] or float('nan'):.2f}x (target >= 3), "
-          f"ours/ceiling = {res['walk_fraction_of_ceiling']:.2f} (target >= 0.5), "
-          f"interleaved/plain = {res['walk_interleave_speedup']:.2f}x\n")
+    nan = float("nan")
+    print(f"ours/DGL = {res['walk_speedup_vs_dgl'] or nan:.2f}x (per CPU-second "
+          f"{res['walk_speedup_vs_dgl_cpu'] or nan:.2f}x;"
+          f" 1 thread {res['walk_speedup_vs_dgl_1thread'] or nan:.2f}x; target >= 3), "
+          f"ours/ceiling = {res['walk_fraction_of_ceiling']:.2f} (per CPU-second "
+          f"{res['walk_fraction_of_ceiling_cpu']:.2f}; 1 thread {res['walk_fraction_of_ceiling_1thread']:.2f}; "
+          f"target >= 0.5), pool/reference loop = {res['walk_interleave_speedup']:.2f}x; "
+          f"load average {os.getloadavg()[0]:.1f}\n")
     return res
 
 

@@ -32,22 +32,27 @@ How a step picks its edge
 
 Determinism and speed
 ---------------------
-Each walk has its own SplitMix64 stream seeded by ``(seed, query, walk number)``; visit
-counts are order-independent and ties are broken by tweet id. So the output is byte-identical
-for the same seed whatever the number of threads and whatever ``walkers_in_flight`` is.
+Each walk has its own SplitMix64 stream seeded by ``(seed, query, walk number)`` and makes its
+draws in a fixed order; visit counts are order-independent and ties are broken by tweet id.
+So the output is byte-identical for the same seed whatever the number of threads, the block
+size and ``walkers_in_flight``.
 
 A step is a chain of dependent loads (row offsets, then the neighbour, then its row offsets
-...), each a likely cache miss on graphs larger than the cache. ``prange`` runs queries in
-parallel; inside one query, ``walkers_in_flight`` walkers are interleaved as small state
-machines: a walker issues a software prefetch for its next load and yields to the other
-walkers, so up to that many misses are in flight per thread. ``walkers_in_flight=1`` runs the
-plain loop (one walk after another), kept for the benchmark and as a reference in the tests.
+...), each a likely cache miss on graphs larger than the cache. ``prange`` runs chunks of
+queries in parallel. In a chunk, a pool of ``walkers_in_flight`` walkers takes walks (of
+consecutive queries) from a queue and advances in lock-step rounds of four phase loops; each
+phase uses the load that the previous phase prefetched for the same walker W walkers earlier,
+so about W misses per thread are in flight (see :func:`_walk_pool`). In sample mode the kept
+engagements of each down-sampled user are gathered once into a small side CSR, so a step out
+of such a user needs no rejection. ``walkers_in_flight=1`` runs the sequential reference loop
+(:func:`_walks_plain`, one walk after another), which the tests hold the pool to byte for byte.
 """
 
 from __future__ import annotations
 
 import logging
 
+import numba
 import numpy as np
 from numba import get_num_threads, njit, prange
 
@@ -61,8 +66,14 @@ _KEEP_SALT = np.uint64(0x5EED0F5A3B1E7C4D)  # separates the edge-keep hash from 
 
 
 # ---------------------------------------------------------------------------------------------
-# step helpers shared by the plain and the interleaved walker (they must draw identically)
+# step helpers shared by the reference walker and the walker pool (they must draw identically)
 # ---------------------------------------------------------------------------------------------
+
+
+@njit(inline="always", cache=True)
+def _keep_hash(seed, u, t, d, cap):
+    """Down-sampling of a user of degree ``d > cap``: whether its edge to tweet t is kept."""
+    return u64_to_unit(hash3(np.uint64(seed) ^ _KEEP_SALT, u, t)) * d < cap
 
 
 @njit(inline="always", cache=True)
@@ -72,7 +83,7 @@ def _kept(seed, u, t, d, cap, mode):
         return True
     if mode == 0:
         return False
-    return u64_to_unit(hash3(np.uint64(seed) ^ _KEEP_SALT, u, t)) * d < cap
+    return _keep_hash(seed, u, t, d, cap)
 
 
 @njit(cache=True)
@@ -107,33 +118,52 @@ def _tweet_fallback(state, i, t, tu_indptr, tu_indices, tu_etype, ut_indptr, wn,
 
 
 @njit(cache=True)
-def _user_fallback(state, i, u, ut_indptr, ut_indices, ut_etype, wn, seed, cap, mode):
-    """Exact weighted choice of a usable edge of user u by a linear scan; -1 if none."""
-    lo, hi = ut_indptr[u], ut_indptr[u + 1]
-    d = hi - lo
+def _row_fallback(state, i, lo, d, etype, wn):
+    """Exact weighted choice among entries ``[lo, lo + d)`` of a user row (all usable); -1 if none."""
     total = 0.0
-    for j in range(lo, hi):
-        if _kept(seed, u, ut_indices[j], d, cap, mode):
-            total += wn[ut_etype[j]]
+    for j in range(lo, lo + d):
+        total += wn[etype[j]]
     if total <= 0.0:
         return -1
     r = next_float(state, i) * total
     last = -1
-    for j in range(lo, hi):
-        if _kept(seed, u, ut_indices[j], d, cap, mode) and wn[ut_etype[j]] > 0.0:
+    for j in range(lo, lo + d):
+        x = wn[etype[j]]
+        if x > 0.0:
             last = j
-            r -= wn[ut_etype[j]]
+            r -= x
             if r < 0.0:
                 return j
     return last
 
 
-@njit(inline="always", cache=True)
-def _user_tries(d, cap, mode):
-    """Rejection budget for a step out of a user of degree d (larger for down-sampled users)."""
-    if mode == 1 and d > cap:
-        return MAX_TRIES * (d // max(cap, 1) + 1)
-    return MAX_TRIES
+@njit(parallel=True, nogil=True, cache=True)
+def _kept_lists(capped, ut_indptr, ut_indices, ut_etype, seed, cap):
+    """The kept engagements of each down-sampled user ``capped[i]`` (sample mode), in row order:
+    ``(ptr int64 [n+1], tweet int32, etype int8)``; user ``capped[i]``'s list is ``ptr[i]:ptr[i+1]``."""
+    n = len(capped)
+    counts = np.zeros(n + 1, dtype=np.int64)
+    for i in prange(n):
+        u = capped[i]
+        lo, hi = ut_indptr[u], ut_indptr[u + 1]
+        c = 0
+        for j in range(lo, hi):
+            if _keep_hash(seed, u, ut_indices[j], hi - lo, cap):
+                c += 1
+        counts[i + 1] = c
+    ptr = np.cumsum(counts)
+    tweet = np.empty(ptr[n], dtype=np.int32)
+    etype = np.empty(ptr[n], dtype=np.int8)
+    for i in prange(n):
+        u = capped[i]
+        lo, hi = ut_indptr[u], ut_indptr[u + 1]
+        k = ptr[i]
+        for j in range(lo, hi):
+            if _keep_hash(seed, u, ut_indices[j], hi - lo, cap):
+                tweet[k] = ut_indices[j]
+                etype[k] = ut_etype[j]
+                k += 1
+    return ptr, tweet, etype
 
 
 # ---------------------------------------------------------------------------------------------
@@ -191,8 +221,8 @@ def _heap_push(heap, size, k, key):
 
 
 @njit(cache=True)
-def _emit(q, keys, vals, used, n_used, heap, top_k, min_visits, out_b, out_s, base):
-    """Reset the table and write the top-k visited tweets of query q at ``out_*[base:]``."""
+def _emit(keys, vals, used, n_used, heap, top_k, min_visits, out_b, out_s, base):
+    """Reset the table and write its top-k visited tweets at ``out_*[base:]``; returns how many."""
     size = 0
     for x in range(n_used):
         h = used[x]
@@ -217,19 +247,343 @@ def _emit(q, keys, vals, used, n_used, heap, top_k, min_visits, out_b, out_s, ba
     return size
 
 
+@njit(cache=True)
+def _count_emit(vis, lo, n, keys, vals, used, heap, top_k, min_visits, out_b, out_s, base):
+    """Count the visits ``vis[lo:lo+n]`` of one query and write its top-k at ``out_*[base:]``."""
+    n_used = 0
+    for i in range(lo, lo + n):
+        n_used = _visit(keys, vals, used, n_used, vis[i])
+    return _emit(keys, vals, used, n_used, heap, top_k, min_visits, out_b, out_s, base)
+
+
 # ---------------------------------------------------------------------------------------------
-# the kernels: one block of queries, prange over chunks of it
+# the reference walker: one query, one walk after the other
 # ---------------------------------------------------------------------------------------------
+
+
+@njit(cache=True)
+def _walks_plain(q, state, tu_indptr, tu_indices, tu_etype, ut_indptr, ut_indices, ut_etype, k_slot, k_ptr,
+                 k_tweet, k_etype, wn, uniform, cap, mode, seed, n_walks, length, restart_prob, vis):
+    """All walks of query q, one after the other; the visits go to ``vis``, returns (visits, hops).
+
+    The walker pool (:func:`_walk_pool`) makes exactly the same draws per walk; the tests check
+    that both give the same bytes.
+    """
+    n_vis = 0
+    hops = 0
+    for walk in range(n_walks):
+        state[0] = stream_seed(seed, q, walk)
+        t = q
+        for h in range(length):
+            # tweet -> user: uniform edge, accepted with its type's weight and if the user is usable
+            tlo = tu_indptr[t]
+            td = tu_indptr[t + 1] - tlo
+            tr = 0
+            j = tlo + next_below(state, 0, td)
+            while True:
+                ok = uniform or next_float(state, 0) < wn[tu_etype[j]]
+                if ok:
+                    u = tu_indices[j]
+                    d = ut_indptr[u + 1] - ut_indptr[u]
+                    ok = d <= cap or (mode == 1 and _keep_hash(seed, u, t, d, cap))
+                if ok:
+                    break
+                tr += 1
+                if tr >= MAX_TRIES:
+                    j = _tweet_fallback(state, 0, t, tu_indptr, tu_indices, tu_etype, ut_indptr, wn, seed, cap, mode)
+                    break
+                j = tlo + next_below(state, 0, td)
+            if j < 0:
+                break
+            u = tu_indices[j]
+            # user -> tweet: over the user's row, or its kept list when it is down-sampled
+            a = ut_indptr[u]
+            d = ut_indptr[u + 1] - a
+            kl = d > cap
+            if kl:
+                ks = k_slot[u]
+                a = k_ptr[ks]
+                d = k_ptr[ks + 1] - a
+            tr = 0
+            while True:
+                j = a + next_below(state, 0, d)
+                et = k_etype[j] if kl else ut_etype[j]
+                if uniform or next_float(state, 0) < wn[et]:
+                    break
+                tr += 1
+                if tr >= MAX_TRIES:
+                    j = _row_fallback(state, 0, a, d, k_etype if kl else ut_etype, wn)
+                    break
+            if j < 0:
+                break
+            t = k_tweet[j] if kl else ut_indices[j]
+            hops += 1
+            if t != q:
+                vis[n_vis] = t
+                n_vis += 1
+            if h + 1 == length:
+                break
+            if restart_prob > 0.0 and next_float(state, 0) < restart_prob:
+                break
+    return n_vis, hops
+
+
+# ---------------------------------------------------------------------------------------------
+# the walker pool: W walkers per thread in lock-step phases, walks of many queries in flight
+# ---------------------------------------------------------------------------------------------
+
+# walker stages; each round runs one phase loop per stage, in this order
+_A = 0  # at tweet cur[w], its row offsets requested: draw an edge of the row
+_B = 1  # tweet edge jj[w] requested: weight test, then request the user's row offsets
+_C = 2  # user uu[w]'s row offsets requested: cap test, then draw an edge of the user's row
+_D = 3  # user edge jj[w] requested: weight test; a hop is complete
+_END = 4  # the walk has ended: count it, take the next walk
+_IDLE = 5  # no walk (none left, or the next query's visit slot is still busy)
+
+
+@njit(inline="always", cache=True)
+def _start_walk(w, queries, nqi, nwalk, q_lo, q_hi, n_slots, sq, vcnt, rem, out_n, state, stage, cur, qv, slot,
+                hop, tries, tu_indptr, tu_indices, tu_etype, ut_indptr, wn, check_rows, seed, cap, mode, n_walks):
+    """Give walker w the next walk of the chunk; returns ``(nqi, nwalk, started)``.
+
+    Walks are handed out in (query, walk number) order; a query takes visit slot
+    ``(qi - q_lo) % n_slots`` for as long as any of its walks runs.
+    """
+    while nqi < q_hi:
+        s = (nqi - q_lo) % n_slots
+        q = queries[nqi]
+        if nwalk == 0:
+            if sq[s] >= 0:
+                return nqi, nwalk, False  # the slot's previous query still has walks in flight
+            if tu_indptr[q + 1] == tu_indptr[q] or (
+                    check_rows and _tweet_row_weight(q, tu_indptr, tu_indices, tu_etype, ut_indptr, wn, seed, cap,
+                                                     mode) <= 0.0):
+                out_n[nqi] = 0  # no usable edge (all its users above the cap, or weight 0): no walks
+                nqi += 1
+                continue
+            sq[s] = nqi
+            vcnt[s] = 0
+            rem[s] = n_walks
+        state[w] = stream_seed(seed, q, nwalk)
+        cur[w] = q
+        qv[w] = q
+        slot[w] = s
+        hop[w] = 0
+        tries[w] = 0
+        stage[w] = _A
+        prefetch(tu_indptr, q)
+        nwalk += 1
+        if nwalk == n_walks:
+            nwalk = 0
+            nqi += 1
+        return nqi, nwalk, True
+    return nqi, nwalk, False
+
+
+@njit(cache=True)
+def _reject_tweet_edge(w, state, stage, cur, tries, jj, uu, tu_indptr, tu_indices, tu_etype, ut_indptr, wn, seed,
+                       cap, mode):
+    """Walker w's tweet-step candidate was rejected: redraw it (stage B), or after MAX_TRIES
+    rejections take the exact fallback's edge (stage C, tries = -1: no more tests)."""
+    t = cur[w]
+    tries[w] += 1
+    if tries[w] >= MAX_TRIES:
+        j = _tweet_fallback(state, w, t, tu_indptr, tu_indices, tu_etype, ut_indptr, wn, seed, cap, mode)
+        if j < 0:
+            stage[w] = _END  # cannot happen (the walk came over a usable edge); be safe
+            return
+        uu[w] = tu_indices[j]
+        tries[w] = -1
+        prefetch(ut_indptr, uu[w])
+        stage[w] = _C
+        return
+    lo = tu_indptr[t]
+    j = lo + next_below(state, w, tu_indptr[t + 1] - lo)
+    jj[w] = j
+    prefetch(tu_indices, j)
+    prefetch(tu_etype, j)
+    stage[w] = _B
+
+
+@njit(cache=True)
+def _reject_user_edge(w, state, stage, tries, jj, uu, isk, ut_indptr, ut_indices, ut_etype, k_slot, k_ptr, k_tweet,
+                      k_etype, wn):
+    """Walker w's user-step candidate was rejected: redraw it, or after MAX_TRIES rejections take
+    the exact fallback's edge (tries = -1: accepted when the walker comes back). Stays in stage D."""
+    u = uu[w]
+    if isk:
+        ks = k_slot[u]
+        a = k_ptr[ks]
+        d = k_ptr[ks + 1] - a
+    else:
+        a = ut_indptr[u]
+        d = ut_indptr[u + 1] - a
+    tries[w] += 1
+    if tries[w] >= MAX_TRIES:
+        j = _row_fallback(state, w, a, d, k_etype if isk else ut_etype, wn)
+        if j < 0:
+            stage[w] = _END
+            return
+        tries[w] = -1
+    else:
+        j = a + next_below(state, w, d)
+    jj[w] = j
+    if isk:
+        prefetch(k_tweet, j)
+        prefetch(k_etype, j)
+    else:
+        prefetch(ut_indices, j)
+        prefetch(ut_etype, j)
 
 
 @njit(parallel=True, nogil=True, cache=True)
-def _walk_block(queries, tu_indptr, tu_indices, tu_etype, ut_indptr, ut_indices, ut_etype, wn, uniform,
-                cap, mode, seed, n_walks, length, restart_prob, top_k, min_visits, n_inflight, table_size,
-                n_chunks, out_b, out_s, out_n):
-    """Walk from each query of the block; top-k visits of query i go to ``out_*[i*top_k:]``.
+def _walk_pool(queries, tu_indptr, tu_indices, tu_etype, ut_indptr, ut_indices, ut_etype, k_slot, k_ptr, k_tweet,
+               k_etype, wn, uniform, check_rows, cap, mode, seed, n_walks, length, restart_prob, top_k, min_visits,
+               W, n_slots, table_size, n_chunks, out_b, out_s, out_n):
+    """Walk from each query; top-k visits of query i go to ``out_*[i*top_k:]``; returns the hops.
 
-    Returns the number of hops taken (for the benchmark's steps/s).
+    ``prange`` over chunks of queries. In a chunk, W walkers take walks (of consecutive queries)
+    from a queue and advance in rounds of four phase loops (see the stages above). A phase
+    issues each walker's next load as a prefetch; the next phase uses it, W walkers later, so
+    about W cache misses are in flight per thread, and the loops stay branch-light because the
+    walkers move in step. A walker whose candidate edge is rejected (type weight, degree cap)
+    redraws and stays in its stage for the next round. Each walk draws from its own stream
+    (seed, query, walk number), so scheduling never changes the result.
     """
+    nq = len(queries)
+    L = n_walks * length  # most visits one query can collect
+    hops_per_chunk = np.zeros(n_chunks, dtype=np.int64)
+    for c in prange(n_chunks):
+        keys = np.full(table_size, -1, dtype=np.int32)
+        vals = np.zeros(table_size, dtype=np.int32)
+        used = np.empty(table_size, dtype=np.int64)
+        heap = np.empty(max(top_k, 1), dtype=np.int64)
+        vis = np.empty(n_slots * L, dtype=np.int32)
+        vcnt = np.zeros(n_slots, dtype=np.int64)
+        rem = np.zeros(n_slots, dtype=np.int64)
+        sq = np.full(n_slots, -1, dtype=np.int64)
+        state = np.zeros(W, dtype=np.uint64)
+        stage = np.full(W, _IDLE, dtype=np.int64)
+        cur = np.zeros(W, dtype=np.int64)  # current tweet
+        qv = np.zeros(W, dtype=np.int64)  # the walk's query tweet
+        slot = np.zeros(W, dtype=np.int64)
+        hop = np.zeros(W, dtype=np.int64)
+        tries = np.zeros(W, dtype=np.int64)  # rejections in this step; -1: edge chosen by the exact fallback
+        jj = np.zeros(W, dtype=np.int64)  # candidate edge
+        uu = np.zeros(W, dtype=np.int64)  # current user
+        kl = np.zeros(W, dtype=np.bool_)  # the user is down-sampled: its step draws from its kept list
+        q_lo = nq * c // n_chunks
+        q_hi = nq * (c + 1) // n_chunks
+        nqi = q_lo
+        nwalk = 0
+        n_idle = W
+        hops = 0
+        while True:
+            # walks that ended: count them (emit the query after its last walk); take new walks
+            for w in range(W):
+                st = stage[w]
+                if st == _END:
+                    s = slot[w]
+                    rem[s] -= 1
+                    if rem[s] == 0:
+                        qi = sq[s]
+                        out_n[qi] = _count_emit(vis, s * L, vcnt[s], keys, vals, used, heap, top_k, min_visits,
+                                                out_b, out_s, qi * top_k)
+                        sq[s] = -1
+                    stage[w] = _IDLE
+                    n_idle += 1
+                    st = _IDLE
+                if st == _IDLE and nqi < q_hi:
+                    nqi, nwalk, ok = _start_walk(w, queries, nqi, nwalk, q_lo, q_hi, n_slots, sq, vcnt, rem, out_n,
+                                                 state, stage, cur, qv, slot, hop, tries, tu_indptr, tu_indices,
+                                                 tu_etype, ut_indptr, wn, check_rows, seed, cap, mode, n_walks)
+                    if ok:
+                        n_idle -= 1
+            if n_idle == W:
+                break
+            # A: draw an edge of the tweet's row
+            for w in range(W):
+                if stage[w] == _A:
+                    t = cur[w]
+                    lo = tu_indptr[t]
+                    j = lo + next_below(state, w, tu_indptr[t + 1] - lo)
+                    jj[w] = j
+                    prefetch(tu_indices, j)
+                    if not uniform:
+                        prefetch(tu_etype, j)
+                    stage[w] = _B
+            # B: the tweet edge's weight test; request the user's row offsets
+            for w in range(W):
+                if stage[w] == _B:
+                    j = jj[w]
+                    if uniform or next_float(state, w) < wn[tu_etype[j]]:
+                        u = tu_indices[j]
+                        uu[w] = u
+                        prefetch(ut_indptr, u)
+                        stage[w] = _C
+                    else:
+                        _reject_tweet_edge(w, state, stage, cur, tries, jj, uu, tu_indptr, tu_indices, tu_etype,
+                                           ut_indptr, wn, seed, cap, mode)
+            # C: the user's cap test; draw an edge of its row (or kept list)
+            for w in range(W):
+                if stage[w] == _C:
+                    u = uu[w]
+                    a = ut_indptr[u]
+                    d = ut_indptr[u + 1] - a
+                    isk = d > cap
+                    if isk:
+                        if tries[w] >= 0 and (mode == 0 or not _keep_hash(seed, u, cur[w], d, cap)):
+                            # the tweet step's candidate is rejected: redraw it
+                            _reject_tweet_edge(w, state, stage, cur, tries, jj, uu, tu_indptr, tu_indices, tu_etype,
+                                               ut_indptr, wn, seed, cap, mode)
+                            continue
+                        ks = k_slot[u]
+                        a = k_ptr[ks]
+                        d = k_ptr[ks + 1] - a
+                    kl[w] = isk
+                    tries[w] = 0
+                    j = a + next_below(state, w, d)
+                    jj[w] = j
+                    if isk:
+                        prefetch(k_tweet, j)
+                    else:
+                        prefetch(ut_indices, j)
+                        if not uniform:
+                            prefetch(ut_etype, j)
+                    stage[w] = _D
+            # D: the user edge's weight test; count the visit; continue, restart or end the walk
+            for w in range(W):
+                if stage[w] == _D:
+                    j = jj[w]
+                    isk = kl[w]
+                    if not uniform and tries[w] >= 0 and not (
+                            next_float(state, w) < wn[k_etype[j] if isk else ut_etype[j]]):
+                        _reject_user_edge(w, state, stage, tries, jj, uu, isk, ut_indptr, ut_indices, ut_etype, k_slot,
+                                          k_ptr, k_tweet, k_etype, wn)
+                        continue
+                    t2 = np.int64(k_tweet[j]) if isk else np.int64(ut_indices[j])
+                    hops += 1
+                    s = slot[w]
+                    if t2 != qv[w]:
+                        vis[s * L + vcnt[s]] = t2
+                        vcnt[s] += 1
+                    hop[w] += 1
+                    if hop[w] < length and not (restart_prob > 0.0 and next_float(state, w) < restart_prob):
+                        cur[w] = t2
+                        tries[w] = 0
+                        prefetch(tu_indptr, t2)
+                        stage[w] = _A
+                    else:
+                        stage[w] = _END
+        hops_per_chunk[c] = hops
+    return hops_per_chunk.sum()
+
+
+@njit(parallel=True, nogil=True, cache=True)
+def _walk_plain_block(queries, tu_indptr, tu_indices, tu_etype, ut_indptr, ut_indices, ut_etype, k_slot, k_ptr,
+                      k_tweet, k_etype, wn, uniform, check_rows, cap, mode, seed, n_walks, length, restart_prob, top_k,
+                      min_visits, table_size, n_chunks, out_b, out_s, out_n):
+    """The reference: each query's walks one after the other (``walkers_in_flight=1``)."""
     nq = len(queries)
     hops_per_chunk = np.zeros(n_chunks, dtype=np.int64)
     for c in prange(n_chunks):
@@ -237,240 +591,25 @@ def _walk_block(queries, tu_indptr, tu_indices, tu_etype, ut_indptr, ut_indices,
         vals = np.zeros(table_size, dtype=np.int32)
         used = np.empty(table_size, dtype=np.int64)
         heap = np.empty(max(top_k, 1), dtype=np.int64)
-        W = n_inflight
-        state = np.zeros(W, dtype=np.uint64)
-        stage = np.zeros(W, dtype=np.int8)
-        cur = np.zeros(W, dtype=np.int64)  # current tweet
-        lo = np.zeros(W, dtype=np.int64)  # current tweet's row
-        hi = np.zeros(W, dtype=np.int64)
-        jj = np.zeros(W, dtype=np.int64)  # candidate edge
-        uu = np.zeros(W, dtype=np.int64)  # current user
-        ulo = np.zeros(W, dtype=np.int64)
-        uhi = np.zeros(W, dtype=np.int64)
-        tries = np.zeros(W, dtype=np.int64)
-        hop = np.zeros(W, dtype=np.int64)
+        vis = np.empty(n_walks * length, dtype=np.int32)
+        state = np.zeros(1, dtype=np.uint64)
         hops = 0
-        q_lo = nq * c // n_chunks
-        q_hi = nq * (c + 1) // n_chunks
-        for qi in range(q_lo, q_hi):
+        for qi in range(nq * c // n_chunks, nq * (c + 1) // n_chunks):
             q = queries[qi]
             out_n[qi] = 0
             if tu_indptr[q + 1] == tu_indptr[q]:
                 continue
-            if _tweet_row_weight(q, tu_indptr, tu_indices, tu_etype, ut_indptr, wn, seed, cap, mode) <= 0.0:
-                continue  # every user of the query is over the cap (or has weight 0): no walks
-            n_used = 0
-            if W <= 1:
-                n_used, h = _walks_plain(q, state, tu_indptr, tu_indices, tu_etype, ut_indptr, ut_indices, ut_etype,
-                                         wn, uniform, cap, mode, seed, n_walks, length, restart_prob, keys, vals, used)
-                hops += h
-            else:
-                n_used, h = _walks_interleaved(q, W, state, stage, cur, lo, hi, jj, uu, ulo, uhi, tries, hop,
-                                               tu_indptr, tu_indices, tu_etype, ut_indptr, ut_indices, ut_etype,
-                                               wn, uniform, cap, mode, seed, n_walks, length, restart_prob,
-                                               keys, vals, used)
-                hops += h
-            out_n[qi] = _emit(q, keys, vals, used, n_used, heap, top_k, min_visits, out_b, out_s, qi * top_k)
+            if check_rows and _tweet_row_weight(q, tu_indptr, tu_indices, tu_etype, ut_indptr, wn, seed, cap,
+                                                mode) <= 0.0:
+                continue
+            n_vis, h = _walks_plain(q, state, tu_indptr, tu_indices, tu_etype, ut_indptr, ut_indices, ut_etype, k_slot,
+                                    k_ptr, k_tweet, k_etype, wn, uniform, cap, mode, seed, n_walks, length,
+                                    restart_prob, vis)
+            hops += h
+            out_n[qi] = _count_emit(vis, 0, n_vis, keys, vals, used, heap, top_k, min_visits, out_b, out_s,
+                                    qi * top_k)
         hops_per_chunk[c] = hops
     return hops_per_chunk.sum()
-
-
-@njit(cache=True)
-def _walks_plain(q, state, tu_indptr, tu_indices, tu_etype, ut_indptr, ut_indices, ut_etype, wn, uniform,
-                 cap, mode, seed, n_walks, length, restart_prob, keys, vals, used):
-    """All walks of query q, one after the other (the reference the interleaved walker matches)."""
-    n_used = 0
-    hops = 0
-    for walk in range(n_walks):
-        state[0] = stream_seed(seed, q, walk)
-        t = q
-        for h in range(length):
-            # tweet -> user
-            tlo, thi = tu_indptr[t], tu_indptr[t + 1]
-            tr = 0
-            j = tlo + next_below(state, 0, thi - tlo)
-            while True:
-                u = tu_indices[j]
-                ok = uniform or next_float(state, 0) < wn[tu_etype[j]]
-                if ok:
-                    d = ut_indptr[u + 1] - ut_indptr[u]
-                    ok = _kept(seed, u, t, d, cap, mode)
-                if ok:
-                    break
-                tr += 1
-                if tr >= MAX_TRIES:
-                    j = _tweet_fallback(state, 0, t, tu_indptr, tu_indices, tu_etype, ut_indptr, wn, seed, cap, mode)
-                    break
-                j = tlo + next_below(state, 0, thi - tlo)
-            if j < 0:
-                break
-            u = tu_indices[j]
-            # user -> tweet
-            a, b = ut_indptr[u], ut_indptr[u + 1]
-            d = b - a
-            limit = _user_tries(d, cap, mode)
-            tr = 0
-            j = a + next_below(state, 0, d)
-            while True:
-                t2 = ut_indices[j]
-                ok = uniform or next_float(state, 0) < wn[ut_etype[j]]
-                if ok:
-                    ok = _kept(seed, u, t2, d, cap, mode)
-                if ok:
-                    break
-                tr += 1
-                if tr >= limit:
-                    j = _user_fallback(state, 0, u, ut_indptr, ut_indices, ut_etype, wn, seed, cap, mode)
-                    break
-                j = a + next_below(state, 0, d)
-            if j < 0:
-                break
-            t = ut_indices[j]
-            hops += 1
-            if t != q:
-                n_used = _visit(keys, vals, used, n_used, t)
-            if h + 1 == length:
-                break
-            if restart_prob > 0.0 and next_float(state, 0) < restart_prob:
-                break
-    return n_used, hops
-
-
-# walker stages of the interleaved kernel
-_S_TWEET = 0  # row offsets of cur[w] requested; pick an edge
-_S_TU = 1  # edge jj[w] of the tweet's row requested; read the user
-_S_USER = 2  # row offsets of user uu[w] requested; check the cap, pick an edge
-_S_UT = 3  # edge jj[w] of the user's row requested; read the tweet
-_S_DONE = 4
-
-
-@njit(cache=True)
-def _walks_interleaved(q, W, state, stage, cur, lo, hi, jj, uu, ulo, uhi, tries, hop,
-                       tu_indptr, tu_indices, tu_etype, ut_indptr, ut_indices, ut_etype, wn, uniform,
-                       cap, mode, seed, n_walks, length, restart_prob, keys, vals, used):
-    """All walks of query q with W walkers interleaved; same draws per walk as :func:`_walks_plain`."""
-    n_used = 0
-    hops = 0
-    next_walk = 0
-    active = 0
-    for w in range(W):
-        if next_walk < n_walks:
-            state[w] = stream_seed(seed, q, next_walk)
-            next_walk += 1
-            cur[w] = q
-            hop[w] = 0
-            stage[w] = _S_TWEET
-            active += 1
-        else:
-            stage[w] = _S_DONE
-    while active > 0:
-        for w in range(W):
-            s = stage[w]
-            if s == _S_TWEET:
-                t = cur[w]
-                lo[w] = tu_indptr[t]
-                hi[w] = tu_indptr[t + 1]
-                tries[w] = 0
-                j = lo[w] + next_below(state, w, hi[w] - lo[w])
-                jj[w] = j
-                prefetch(tu_indices, j)
-                stage[w] = _S_TU
-            elif s == _S_TU:
-                j = jj[w]
-                u = tu_indices[j]
-                if uniform or next_float(state, w) < wn[tu_etype[j]]:
-                    uu[w] = u
-                    prefetch(ut_indptr, u)
-                    stage[w] = _S_USER
-                else:
-                    tries[w] += 1
-                    if tries[w] >= MAX_TRIES:
-                        j = _tweet_fallback(state, w, cur[w], tu_indptr, tu_indices, tu_etype, ut_indptr, wn,
-                                            seed, cap, mode)
-                        if j < 0:
-                            stage[w] = _S_DONE  # cannot happen after the query check; be safe
-                            active -= 1
-                            continue
-                        uu[w] = tu_indices[j]
-                        tries[w] = -1  # marks "chosen by the fallback: do not re-check"
-                        prefetch(ut_indptr, uu[w])
-                        stage[w] = _S_USER
-                    else:
-                        j = lo[w] + next_below(state, w, hi[w] - lo[w])
-                        jj[w] = j
-                        prefetch(tu_indices, j)
-            elif s == _S_USER:
-                u = uu[w]
-                a = ut_indptr[u]
-                b = ut_indptr[u + 1]
-                d = b - a
-                if tries[w] >= 0 and not _kept(seed, u, cur[w], d, cap, mode):
-                    tries[w] += 1
-                    if tries[w] >= MAX_TRIES:
-                        j = _tweet_fallback(state, w, cur[w], tu_indptr, tu_indices, tu_etype, ut_indptr, wn,
-                                            seed, cap, mode)
-                        if j < 0:
-                            stage[w] = _S_DONE
-                            active -= 1
-                            continue
-                        uu[w] = tu_indices[j]
-                        tries[w] = -1
-                        prefetch(ut_indptr, uu[w])
-                    else:
-                        j = lo[w] + next_below(state, w, hi[w] - lo[w])
-                        jj[w] = j
-                        prefetch(tu_indices, j)
-                        stage[w] = _S_TU
-                    continue
-                ulo[w] = a
-                uhi[w] = b
-                tries[w] = 0
-                j = a + next_below(state, w, d)
-                jj[w] = j
-                prefetch(ut_indices, j)
-                stage[w] = _S_UT
-            elif s == _S_UT:
-                j = jj[w]
-                u = uu[w]
-                t2 = ut_indices[j]
-                d = uhi[w] - ulo[w]
-                ok = tries[w] < 0 or uniform or next_float(state, w) < wn[ut_etype[j]]
-                if ok and tries[w] >= 0:
-                    ok = _kept(seed, u, t2, d, cap, mode)
-                if not ok:
-                    tries[w] += 1
-                    if tries[w] >= _user_tries(d, cap, mode):
-                        j = _user_fallback(state, w, u, ut_indptr, ut_indices, ut_etype, wn, seed, cap, mode)
-                        if j < 0:
-                            stage[w] = _S_DONE
-                            active -= 1
-                            continue
-                        jj[w] = j
-                        tries[w] = -1  # accept it when we come back
-                    else:
-                        j = ulo[w] + next_below(state, w, d)
-                        jj[w] = j
-                    prefetch(ut_indices, j)
-                    continue
-                # accepted: a hop is complete
-                hops += 1
-                if t2 != q:
-                    n_used = _visit(keys, vals, used, n_used, t2)
-                hop[w] += 1
-                if hop[w] < length and not (restart_prob > 0.0 and next_float(state, w) < restart_prob):
-                    cur[w] = t2
-                    prefetch(tu_indptr, t2)
-                    stage[w] = _S_TWEET
-                elif next_walk < n_walks:  # restart: a new walk from the query
-                    state[w] = stream_seed(seed, q, next_walk)
-                    next_walk += 1
-                    cur[w] = q
-                    hop[w] = 0
-                    stage[w] = _S_TWEET
-                else:
-                    stage[w] = _S_DONE
-                    active -= 1
-    return n_used, hops
 
 
 # ---------------------------------------------------------------------------------------------
@@ -528,7 +667,7 @@ def prepare_walk_inputs(tu_indptr, tu_indices, tu_etype, ut_indptr, ut_indices, 
 
 def walk_pairs(tu_indptr, tu_indices, tu_etype, ut_indptr, ut_indices, ut_etype, type_weights, *,
                queries=None, walks_per_query=200, walk_length=4, restart_prob=0.5, max_user_degree=100,
-               degree_cap_mode="skip", top_k=20, min_visits=2, seed=0, walkers_in_flight=8,
+               degree_cap_mode="skip", top_k=20, min_visits=2, seed=0, walkers_in_flight=64,
                progress=True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Random-walk pairs: for each query tweet, the tweets its walks visit most often.
 
@@ -568,8 +707,9 @@ def walk_pairs(tu_indptr, tu_indices, tu_etype, ut_indptr, ut_indices, ut_etype,
         Seeds one RNG stream per (query, walk): the same seed gives byte-identical output,
         whatever the thread count and ``walkers_in_flight``.
     walkers_in_flight
-        Walkers interleaved per thread to overlap memory latency; 1 = plain sequential loop.
-        Changes speed only, never the result.
+        Walkers per thread advancing together so their memory loads overlap (default 64: the
+        best measured on a 20M-edge graph, see docs/mining_kernels.md); 1 = the sequential
+        reference loop. Changes speed only, never the result.
     progress
         Show a tqdm bar over query blocks (only on a terminal).
 
@@ -589,7 +729,7 @@ def walk_pairs(tu_indptr, tu_indices, tu_etype, ut_indptr, ut_indices, ut_etype,
 
 def run_walks(tu_indptr, tu_indices, tu_etype, ut_indptr, ut_indices, ut_etype, type_weights, *,
               queries=None, walks_per_query=200, walk_length=4, restart_prob=0.5, max_user_degree=100,
-              degree_cap_mode="skip", top_k=20, min_visits=2, seed=0, walkers_in_flight=8,
+              degree_cap_mode="skip", top_k=20, min_visits=2, seed=0, walkers_in_flight=64,
               progress=True, block_size=None):
     """:func:`walk_pairs` plus the number of hops taken (for the benchmark)."""
     from tqdm.auto import tqdm
@@ -614,28 +754,58 @@ def run_walks(tu_indptr, tu_indices, tu_etype, ut_indptr, ut_indices, ut_etype, 
         queries = np.ascontiguousarray(queries, dtype=np.int64).ravel()
         if len(queries) and (queries.min() < 0 or queries.max() >= n_tweets):
             raise ValueError(f"queries must be tweet node ids in [0, {n_tweets}), got [{queries.min()}, {queries.max()}]")
-    uniform = bool(np.all(wn[np.unique(tu_etype)] == 1.0)) if len(tu_etype) else True
+    # the engagement types that occur (only those whose weight matters are looked for: one pass each)
+    present = np.array([k for k in range(len(wn)) if wn[k] == 1.0 or bool(np.any(tu_etype == k))], np.int64)
+    uniform = bool(np.all(wn[present] == 1.0))
+    cap, mode = int(max_user_degree), DEGREE_CAP_MODES[degree_cap_mode]
+    user_deg = np.diff(ut_indptr)
+    capped = np.flatnonzero(user_deg > cap)
+    # a query needs its usable weight checked only if some edges can be unusable
+    check_rows = bool(len(capped) > 0 or np.any(wn[present] == 0.0))
+    k_slot, k_ptr = np.zeros(1, np.int32), np.zeros(2, np.int64)
+    k_tweet, k_etype = np.zeros(1, np.int32), np.zeros(1, np.int8)
+    if mode == 1 and len(capped):
+        # sample mode: the kept engagements of each down-sampled user, so a step out of it needs no rejection
+        k_slot = np.full(len(user_deg), -1, np.int32)
+        k_slot[capped] = np.arange(len(capped), dtype=np.int32)
+        k_ptr, k_tweet, k_etype = _kept_lists(capped.astype(np.int64), ut_indptr, ut_indices, ut_etype, int(seed), cap)
+    if len(tu_indices) < 2**31:
+        # int32 row offsets: half the cache footprint of the offsets every step reads
+        tu_indptr, ut_indptr = tu_indptr.astype(np.int32), ut_indptr.astype(np.int32)
+    W = int(walkers_in_flight)
+    # visit slots: queries whose walks may be in flight at once (a slot is reused round-robin)
+    n_slots = min(2 * W + 4, 4 + -(-4 * W // int(walks_per_query)))
     table_size = _next_pow2(2 * walks_per_query * walk_length + 1)
     threads = get_num_threads()
-    block = int(block_size or max(4096, 2048 * threads))
+    block = int(block_size or max(16384, 8192 * threads))
     out_a, out_b, out_s = [], [], []
     hops = 0
-    with tqdm(total=len(queries), desc="walk", unit="query", disable=None if progress else True) as bar:
-        for start in range(0, len(queries), block):
-            qb = queries[start:start + block]
-            ob = np.empty(len(qb) * top_k, dtype=np.int32)
-            osc = np.empty(len(qb) * top_k, dtype=np.float64)
-            on = np.zeros(len(qb), dtype=np.int64)
-            n_chunks = min(len(qb), 8 * threads)
-            hops += int(_walk_block(qb, tu_indptr, tu_indices, tu_etype, ut_indptr, ut_indices, ut_etype, wn,
-                                    uniform, int(max_user_degree), DEGREE_CAP_MODES[degree_cap_mode], int(seed),
-                                    int(walks_per_query), int(walk_length), float(restart_prob), int(top_k),
-                                    int(min_visits), int(walkers_in_flight), table_size, n_chunks, ob, osc, on))
-            keep = (np.arange(top_k)[None, :] < on[:, None]).ravel()
-            out_a.append(np.repeat(qb.astype(np.int32), on))
-            out_b.append(ob[keep])
-            out_s.append(osc[keep])
-            bar.update(len(qb))
+    # chunks go to threads one at a time (dynamic scheduling): a thread slowed by other work on
+    # the machine does not hold up the block; the result does not depend on the schedule
+    chunksize = numba.get_parallel_chunksize()
+    numba.set_parallel_chunksize(1)
+    try:
+        with tqdm(total=len(queries), desc="walk", unit="query", disable=None if progress else True) as bar:
+            for start in range(0, len(queries), block):
+                qb = queries[start:start + block]
+                ob = np.empty(len(qb) * top_k, dtype=np.int32)
+                osc = np.empty(len(qb) * top_k, dtype=np.float64)
+                on = np.zeros(len(qb), dtype=np.int64)
+                n_chunks = min(len(qb), 16 * threads)
+                common = (qb, tu_indptr, tu_indices, tu_etype, ut_indptr, ut_indices, ut_etype, k_slot, k_ptr,
+                          k_tweet, k_etype, wn, uniform, check_rows, cap, mode, int(seed), int(walks_per_query),
+                          int(walk_length), float(restart_prob), int(top_k), int(min_visits))
+                if W == 1:
+                    hops += int(_walk_plain_block(*common, table_size, n_chunks, ob, osc, on))
+                else:
+                    hops += int(_walk_pool(*common, W, n_slots, table_size, n_chunks, ob, osc, on))
+                keep = (np.arange(top_k)[None, :] < on[:, None]).ravel()
+                out_a.append(np.repeat(qb.astype(np.int32), on))
+                out_b.append(ob[keep])
+                out_s.append(osc[keep])
+                bar.update(len(qb))
+    finally:
+        numba.set_parallel_chunksize(chunksize)
     if not out_a:
         return np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0, np.float64), 0
     a, b, s = np.concatenate(out_a), np.concatenate(out_b), np.concatenate(out_s)

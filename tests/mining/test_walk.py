@@ -225,3 +225,48 @@ def test_bad_type_weights_are_refused(weights):
     tu, ut = arrays()
     with pytest.raises(ValueError, match="type_weights|etype"):
         run(tu, ut, np.array(weights, np.float32))
+
+
+@pytest.mark.parametrize("mode", ["skip", "sample"])
+def test_walker_pool_equals_the_reference_loop_under_slot_reuse_restarts_and_fallbacks(mode):
+    # many queries with few walks each and frequent restarts: visit slots are reused while other
+    # queries' walks are still in flight; weight 0.02 makes long rejection runs (which end in the
+    # exact fallback scan at tweets whose edges are all of types 1 and 2)
+    tu, ut = _bigger_graph(2)
+    w = np.array([1.0, 0.02, 0.0], np.float32)
+    kw = dict(walks_per_query=3, walk_length=5, restart_prob=0.7, max_user_degree=25, degree_cap_mode=mode,
+              min_visits=1, top_k=7, seed=5)
+    ref = run(tu, ut, w, walkers_in_flight=1, **kw)
+    assert len(ref[0]) > 500
+    for W in (2, 5, 64, 257):
+        got = run(tu, ut, w, walkers_in_flight=W, **kw)
+        for x, y in zip(ref, got):
+            assert x.tobytes() == y.tobytes(), W
+
+
+def test_kept_lists_hold_exactly_the_kept_engagements_in_row_order():
+    from mining.walk import _kept_lists
+
+    tu, ut = _bigger_graph(3)
+    ut_indptr, ut_indices, ut_etype = ut
+    deg = np.diff(ut_indptr)
+    cap, seed = 20, 9
+    capped = np.flatnonzero(deg > cap).astype(np.int64)
+    assert len(capped) >= 5
+    ptr, tweet, etype = _kept_lists(capped, ut_indptr, ut_indices, ut_etype, seed, cap)
+    for i, u in enumerate(capped):
+        row = range(ut_indptr[u], ut_indptr[u + 1])
+        want = [j for j in row if _kept(seed, int(u), int(ut_indices[j]), int(deg[u]), cap, 1)]
+        assert tweet[ptr[i]:ptr[i + 1]].tolist() == ut_indices[want].tolist()
+        assert etype[ptr[i]:ptr[i + 1]].tolist() == ut_etype[want].tolist()
+    # down-sampling keeps about cap of deg(u) engagements per user
+    assert abs((np.diff(ptr) / cap).mean() - 1.0) < 0.25
+
+
+def test_a_query_whose_users_are_all_over_the_cap_gets_no_pairs_in_the_pool_either():
+    edges = [(0, 0, 0), (0, 1, 0), (0, 2, 0), (0, 3, 0), (1, 1, 0), (1, 2, 0), (2, 2, 0), (2, 3, 0)]
+    tu, ut = arrays(edges, 3, 4)
+    w = np.ones(1, np.float32)
+    for W in (1, 16):
+        a, b, _ = run(tu, ut, w, max_user_degree=3, min_visits=1, walkers_in_flight=W, queries=[0, 1, 2, 3, 0])
+        assert 0 not in a and 0 not in b and len(a) > 0
