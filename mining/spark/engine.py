@@ -100,7 +100,14 @@ def logs_source(spark, cfg, scratch) -> dict:
                          "`coengage graph build --holdout` and mine GRAPH_DIR instead")
     logs = read_logs(spark, cfg)
     edges, tweets, _users = edges_with_ids(logs)
-    edges = edges.persist()
+    # materialise the cleaned edges and the id table once: a short plan for everything after,
+    # and ids (from monotonically_increasing_id over a sort) computed exactly once
+    edges.select("u", "t", "time").write.mode("overwrite").parquet(str(scratch / "log_edges"))
+    tweets.write.mode("overwrite").parquet(str(scratch / "log_tweets"))
+    logs.rows.unpersist()
+    spark = edges.sparkSession
+    edges = spark.read.parquet(str(scratch / "log_edges"))
+    tweets = spark.read.parquet(str(scratch / "log_tweets"))
     n_edges = edges.count()
     if n_edges == 0:
         reasons = ", ".join(f"{k}={v}" for k, v in logs.dropped.items() if v) or "none"

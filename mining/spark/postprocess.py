@@ -6,7 +6,7 @@ to batches of text pairs in a pandas UDF), the best ``max_pairs_per_tweet`` per 
 (score descending, ties by the other tweet), one row per unordered pair (the higher score),
 and the popularity cap. The cap is a greedy pass over all pairs in score order (a pair is kept
 while both its tweets are in fewer than ``cap`` kept pairs): inherently sequential, so the
-driver streams the sorted pairs (``toLocalIterator``, one partition at a time) holding one
+driver streams the sorted pairs (written by Spark to scratch Parquet, read back a batch at a time) holding one
 counter per tweet, and writes the kept pairs as Parquet parts itself. Without a cap the
 executors write the parts directly.
 """
@@ -147,18 +147,29 @@ def write_partitioned(df, out_tmp: Path, *, tweets, texts, method: str, with_tex
         part += 1
         buf = []
 
-    def counted(it):
-        nonlocal seen
-        for r in it:
-            seen += 1
-            yield r
+    # the sorted pairs go to scratch Parquet (part files in sort order); the driver streams them
+    sorted_dir = out_tmp.with_name(out_tmp.name + ".sorted")
+    ordered.write.mode("overwrite").parquet(str(sorted_dir))
+    try:
+        def rows():
+            nonlocal seen
+            for f in sorted(sorted_dir.glob("part-*.parquet")):
+                for batch in pq.ParquetFile(f).iter_batches(batch_size=65536, columns=cols):
+                    columns = [batch.column(i).to_pylist() for i in range(batch.num_columns)]
+                    for row in zip(*columns):
+                        seen += 1
+                        yield row
 
-    for row in greedy_cap_stream(counted(ordered.toLocalIterator(prefetchPartitions=True)), int(popularity_cap)):
-        buf.append(tuple(row))
-        paired.add(row[0])
-        paired.add(row[1])
-        total += 1
-        if len(buf) >= rows_per_part:
-            flush()
+        for row in greedy_cap_stream(rows(), int(popularity_cap)):
+            buf.append(row)
+            paired.add(row[0])
+            paired.add(row[1])
+            total += 1
+            if len(buf) >= rows_per_part:
+                flush()
+    finally:
+        import shutil
+
+        shutil.rmtree(sorted_dir, ignore_errors=True)
     flush()
     return {"written": total, "over_popularity_cap": seen - total, "tweets_paired": len(paired)}
