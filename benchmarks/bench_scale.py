@@ -421,9 +421,10 @@ def series(results: dict) -> dict:
         edges = size.get("edges")
         for stage, rec in size.get("stages", {}).items():
             if rec.get("status") == "measured" and edges and time_of(stage, rec):
-                out.setdefault(stage, []).append((edges, time_of(stage, rec), rec["peak_rss_bytes"]))
+                out.setdefault(stage, []).append((edges, time_of(stage, rec), rec["peak_rss_bytes"],
+                                                  None if stage == "embed" else rec.get("cpu_s")))
             if stage == "embed" and rec.get("status") == "measured" and edges and rec.get("embed"):
-                out.setdefault("embed-setup", []).append((edges, rec["embed"]["setup_s"], rec["peak_rss_bytes"]))
+                out.setdefault("embed-setup", []).append((edges, rec["embed"]["setup_s"], rec["peak_rss_bytes"], None))
     return {k: sorted(v) for k, v in out.items()}
 
 
@@ -434,6 +435,7 @@ def fits(results: dict) -> dict:
         res[stage] = {"points": len(pts), "time": TIME_LABEL.get(stage, "wall s of the command"),
                       "time_exponent": fit_exponent(xs, [p[1] for p in pts]),
                       "memory_exponent": fit_exponent(xs, [p[2] for p in pts]),
+                      "cpu_time_exponent": (fit_exponent(xs, [p[3] for p in pts]) if all(p[3] for p in pts) else None),
                       "edges_range": [xs[0], xs[-1]]}
     return res
 
@@ -499,8 +501,8 @@ def table(results: dict) -> str:
 
 def markdown(results: dict) -> str:
     """The growth table and the fitted exponents as Markdown (for docs/scaling.md)."""
-    lines = ["| size | edges | users | tweets | stage | engine | wall s | peak RSS MiB | throughput | load avg (1/5/15 min) | status |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| size | edges | users | tweets | stage | engine | wall s | CPU s | peak RSS MiB | throughput (wall) | load avg (1/5/15 min) | status |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for label, size in sorted(results["sizes"].items(), key=lambda kv: kv[1]["engagements"]):
         for stage in ALL_STAGES:
             rec = size.get("stages", {}).get(stage)
@@ -518,16 +520,17 @@ def markdown(results: dict) -> str:
             status = "measured" if ok else f"**not measured**: {rec.get('reason', '')}"
             lines.append(f"| {label} | {size.get('edges') or 0:,} | {size.get('users') or 0:,} | {size.get('tweets') or 0:,} | "
                          f"{stage} | {'spark-local' if stage.startswith('spark') else 'local'} | "
-                         f"{rec['wall_s']:.1f} |" if ok else
+                         f"{rec['wall_s']:.1f} | {rec.get('cpu_s', 0):.1f} |" if ok else
                          f"| {label} | {size.get('edges') or 0:,} | {size.get('users') or 0:,} | {size.get('tweets') or 0:,} | "
-                         f"{stage} | {'spark-local' if stage.startswith('spark') else 'local'} | – |")
+                         f"{stage} | {'spark-local' if stage.startswith('spark') else 'local'} | – | – |")
             lines[-1] += (f" {rec['peak_rss_bytes'] / 2**20:,.0f} |" if ok else " – |")
             lines[-1] += f" {thr} | {'/'.join(str(x) for x in load) if load else ''} | {status} |"
-    lines += ["", "| stage | time figure | sizes | time exponent b | memory exponent b |", "|---|---|---|---|---|"]
+    lines += ["", "| stage | time figure | sizes | time exponent b | CPU-time exponent b | memory exponent b |",
+              "|---|---|---|---|---|---|"]
     for stage, f in sorted(results.get("fits", {}).items()):
         fmt = (lambda v: f"{v:.2f}" if v is not None else "–")
         lines.append(f"| {stage} | {f.get('time', 'wall s')} | {f['points']} | {fmt(f['time_exponent'])} | "
-                     f"{fmt(f['memory_exponent'])} |")
+                     f"{fmt(f.get('cpu_time_exponent'))} | {fmt(f['memory_exponent'])} |")
     return "\n".join(lines)
 
 
