@@ -334,10 +334,16 @@ class _TypeVocab:
         self.weights: dict[str, float] = dict(cfg.types or {})
         self.index = {n: i for i, n in enumerate(self.names)}
 
-    def lookup(self, chunk_types: list[str], where: str) -> np.ndarray:
-        """Global type index per chunk type code; -2 marks a type to drop."""
-        out = np.empty(len(chunk_types), np.int32)
+    def lookup(self, chunk_types: list[str], where: str, used: np.ndarray | None = None) -> np.ndarray:
+        """Global type index per chunk type code; -2 marks a type to drop.
+
+        Only codes flagged in ``used`` (those of rows that survive the other checks) can add a
+        type to a discovered vocabulary: a type seen only in dropped rows is not a relation.
+        """
+        out = np.full(len(chunk_types), -3, np.int32)
         for i, name in enumerate(chunk_types):
+            if used is not None and not used[i]:
+                continue
             if name not in self.index:
                 if self.fixed and self.policy == "error":
                     raise InputError(
@@ -559,7 +565,9 @@ def _finish_chunk(item, path: Path, fmt: str, cfg: BuildConfig, vocab: _TypeVoca
             continue
         dropped[reason] += k
         keep = ~mask if keep is None else (keep & ~mask)
-    lookup = vocab.lookup(type_dict, str(path))
+    used = np.zeros(len(type_dict), bool)
+    used[types[(types >= 0) if keep is None else ((types >= 0) & keep)]] = True
+    lookup = vocab.lookup(type_dict, str(path), used)
     etypes = lookup[np.maximum(types, 0)] if len(lookup) else np.zeros(len(types), np.int32)
     unknown = etypes == -2
     if keep is not None:

@@ -159,6 +159,18 @@ def test_bad_rows_are_counted_and_dropped(tmp_path, small_log, ext):
     assert e.loc[("erin", "t3", "fav"), "time"] == 1600000000
 
 
+@pytest.mark.parametrize("ext", ["csv", "parquet"])
+def test_types_seen_only_in_dropped_rows_are_not_relations(tmp_path, small_log, ext):
+    """Blank types and types whose every row is dropped (here: empty user) make no relation."""
+    bad = pd.DataFrame([("erin", "t1", "", "100"), ("erin", "t2", "  ", "100"), ("", "t1", "boost", "100")],
+                       columns=small_log.columns)
+    log = pd.concat([small_log.astype({"timestamp": str}), bad], ignore_index=True)
+    g = _build(tmp_path, [write_frame(log, tmp_path / f"log.{ext}")])
+    assert g.manifest["dropped"]["empty_type"] == 2 and g.manifest["dropped"]["empty_user"] == 1
+    assert sorted(g.manifest["num_edges"]) == sorted(small_log["engagement"].unique())
+    assert all(n > 0 for n in g.manifest["num_edges"].values())
+
+
 def test_strict_names_file_and_first_bad_row(tmp_path, small_log):
     p = write_frame(_noisy_log(small_log), tmp_path / "log.csv")
     with pytest.raises(InputError) as e:
