@@ -84,7 +84,7 @@ def register(sub) -> None:
     run = p.add_argument_group("behaviour")
     run.add_argument("--strict", action="store_true", default=None,
                      help="any row that would be dropped is an error naming the file and row")
-    run.add_argument("--chunk-rows", type=int, metavar="N", help="rows per streamed chunk (default 1048576)")
+    run.add_argument("--chunk-rows", type=int, metavar="N", help="rows per streamed chunk; bounds memory, does not change the graph (default 131072)")
     run.add_argument("--workers", type=int, metavar="N", help="threads encoding chunks (default 2)")
     run.add_argument("--holdout", type=float, metavar="FRACTION",
                      help="hold out this share of tweets for evaluation, half dev and half test (e.g. 0.2 for "

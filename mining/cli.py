@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from mining.mine import METHODS
+from mining.mine import METHODS, WalkConfig
 
 DESCRIPTION = """\
 Mine positive pairs of socially similar tweets from a graph built by `coengage graph build`.
@@ -120,8 +120,9 @@ def register(sub) -> None:
                    help="walk: never step into users over --max-user-degree (skip) or down-sample their "
                         "engagements to about that many (sample) (default: skip)")
     g.add_argument("--min-visits", type=_positive_int, default=2, help="visits a tweet needs to become a candidate (default: 2)")
-    g.add_argument("--walkers-in-flight", type=_positive_int, default=8,
-                   help="interleaved walkers per thread; speed only, output identical (default: 8)")
+    g.add_argument("--walkers-in-flight", type=_positive_int, default=WalkConfig.walkers_in_flight,
+                   help="walkers per thread advancing together so their memory loads overlap; speed "
+                        f"only, the pairs are identical for any value (default: {WalkConfig.walkers_in_flight})")
     g.add_argument("--seed", type=int, default=0, help="random seed (walk; knn FAISS training) (default: 0)")
 
     g = p.add_argument_group("coengage")

@@ -46,7 +46,7 @@ class WalkConfig:
     min_visits: int = 2  # a tweet needs this many visits to become a candidate
     top_k: int = 20  # candidates kept per query (most visited first)
     seed: int = 0
-    walkers_in_flight: int = 8  # interleaved walkers per thread (speed only; output identical)
+    walkers_in_flight: int = 64  # walkers per thread advancing together (speed only; output identical)
 
 
 @dataclass

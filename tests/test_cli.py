@@ -57,3 +57,24 @@ print('dgl' in sys.modules)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
+
+
+def test_mine_walk_and_coengage_defaults_match_the_library():
+    """`coengage mine` flags default to the library's WalkConfig / CoengageConfig values."""
+    from dataclasses import fields
+
+    from mining.mine import CoengageConfig, WalkConfig
+
+    args = build_parser().parse_args(["mine", "G", "--method", "walk", "--out", "p.parquet"])
+    for cfg in (WalkConfig(), CoengageConfig()):
+        for f in fields(cfg):
+            if hasattr(args, f.name) and f.name != "top_k":  # top_k: one flag shared by the methods
+                assert getattr(args, f.name) == getattr(cfg, f.name), (type(cfg).__name__, f.name)
+    assert args.walkers_in_flight == 64
+
+
+def test_graph_build_help_states_the_real_chunk_default():
+    from graph.build import BuildConfig
+
+    out = _run("graph", "build", "--help").stdout
+    assert f"(default {BuildConfig.chunk_rows})" in " ".join(out.split())
