@@ -143,6 +143,21 @@ def file_fingerprint(path: str | os.PathLike, full: bool = False) -> str:
     return h.hexdigest()[:16]
 
 
+def parts_fingerprint(directory: str | os.PathLike, parts: list[str] | None = None) -> str:
+    """The fingerprint of a directory of Parquet part files (e.g. partitioned pairs), by name.
+
+    ``parts`` (names from the manifest) must all exist; without it, every ``*.parquet`` in the
+    directory counts, so a part added or removed afterwards changes the fingerprint.
+    """
+    directory = Path(directory)
+    names = sorted(p.name for p in directory.glob("*.parquet")) if parts is None else sorted(parts)
+    missing = [n for n in names if not (directory / n).is_file()]
+    if missing:
+        raise ArtifactError(f"{directory}: part file(s) listed in its manifest are missing: {', '.join(missing[:5])}"
+                            f"{' ...' if len(missing) > 5 else ''}")
+    return combine_fingerprints([[n, file_fingerprint(directory / n)] for n in names])
+
+
 def combine_fingerprints(*parts: Any) -> str:
     """A stable fingerprint of JSON-serialisable parts (configs, other fingerprints)."""
     blob = json.dumps(parts, sort_keys=True, default=_json_default).encode()

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from coengage.artifacts import file_fingerprint
+from coengage.artifacts import file_fingerprint, parts_fingerprint
 from coengage.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -29,6 +29,8 @@ PAIR_COLUMNS = ("tweet_a", "tweet_b")
 
 
 def _format(path: Path) -> str:
+    if path.is_dir():  # a directory of Parquet part files (`coengage mine --engine spark --spark-output partitioned`)
+        return "parquet"
     name = path.name.lower()
     if name.endswith(".gz"):
         name = name[:-3]
@@ -95,7 +97,7 @@ def pairs_fingerprint(path: str | os.PathLike) -> str:
             raise InputError(f"{manifest}: corrupt pair manifest ({e})") from e
         if fp:
             return str(fp)
-    return file_fingerprint(path)
+    return parts_fingerprint(path) if Path(path).is_dir() else file_fingerprint(path)
 
 
 def load_texts(source: str | os.PathLike) -> tuple[dict, str]:

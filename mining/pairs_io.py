@@ -10,6 +10,9 @@ Beside ``PATH`` sits ``PATH.manifest.json``: kind ``coengage.pairs``, schema_ver
 graph_fingerprint, fingerprint (:func:`coengage.artifacts.file_fingerprint` of the pair
 file), method, config, counts. The pair file is written atomically, then its manifest;
 :func:`read_manifest` refuses a manifest whose fingerprint does not match the file.
+``coengage mine --engine spark --spark-output partitioned`` writes a directory of Parquet part
+files instead (manifest ``layout: partitioned``, ``parts``, fingerprint from
+:func:`coengage.artifacts.parts_fingerprint`); :func:`read_manifest` and :func:`read_pairs` accept it too.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from coengage.artifacts import atomic_file, file_fingerprint, load_manifest_file, now_iso, write_json
+from coengage.artifacts import atomic_file, file_fingerprint, parts_fingerprint, load_manifest_file, now_iso, write_json
 from coengage.errors import ArtifactError, InputError
 
 KIND = "coengage.pairs"
@@ -111,7 +114,8 @@ def write_pairs(path: str | os.PathLike, table, *, fmt: str | None = None, manif
 
 
 def read_manifest(path: str | os.PathLike, check: bool = True) -> dict:
-    """The manifest beside a pair file; with ``check``, its fingerprint must match the file."""
+    """The manifest beside a pair file (or partitioned directory); with ``check``, its fingerprint must
+    match what is on disk."""
     path = Path(path)
     mpath = manifest_path(path)
     if not path.exists():
@@ -119,7 +123,15 @@ def read_manifest(path: str | os.PathLike, check: bool = True) -> dict:
     if not mpath.exists():
         raise ArtifactError(f"{path}: no manifest beside it ({mpath.name}); was it written by `coengage mine`?")
     manifest = load_manifest_file(mpath, KIND)
-    if check and manifest.get("fingerprint") != file_fingerprint(path):
+    if manifest.get("layout") == "partitioned" or path.is_dir():
+        if not path.is_dir():
+            raise ArtifactError(f"{path}: the manifest describes a partitioned directory, but this is a file")
+        actual = parts_fingerprint(path) if check else None
+        if check and sorted(p.name for p in path.glob("*.parquet")) != sorted(manifest.get("parts") or []):
+            raise ArtifactError(f"{path}: its part files differ from those listed in {mpath.name}; re-run `coengage mine`")
+    else:
+        actual = file_fingerprint(path) if check else None
+    if check and manifest.get("fingerprint") != actual:
         raise ArtifactError(f"{path} changed after it was written (fingerprint differs from {mpath.name}); "
                             "re-run `coengage mine`")
     return manifest

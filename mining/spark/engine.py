@@ -284,8 +284,8 @@ def _partitioned(src, pairs, eligible_df, pcfg, method, out, with_text):
     import numpy as np
     from pyspark.sql import functions as F
 
-    from coengage.artifacts import atomic_dir, combine_fingerprints, file_fingerprint, now_iso, write_json
-    from mining.pairs_io import KIND, SCHEMA_VERSION, manifest_path
+    from coengage.artifacts import atomic_dir, now_iso, write_json
+    from mining.pairs_io import KIND, SCHEMA_VERSION, manifest_path, parts_fingerprint
     from mining.spark.postprocess import postprocess_spark, write_partitioned
 
     kept, counts = postprocess_spark(pairs, src["texts"], pcfg)
@@ -297,7 +297,7 @@ def _partitioned(src, pairs, eligible_df, pcfg, method, out, with_text):
         res = write_partitioned(kept, tmp, tweets=src["tweets"], texts=src["texts"], method=method,
                                 with_text=with_text, popularity_cap=pcfg.popularity_cap)
         parts = sorted(p for p in tmp.glob("*.parquet"))
-        fingerprint = combine_fingerprints([[p.name, file_fingerprint(p)] for p in parts])
+        fingerprint = parts_fingerprint(tmp, [p.name for p in parts])
     counts.update(res)
     # coverage: eligible tweets that appear in a written pair (computed by Spark from the parts)
     spark = src["tweets"].sparkSession

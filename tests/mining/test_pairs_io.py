@@ -62,6 +62,45 @@ def test_edited_file_fails_the_manifest_check(tmp_path):
     assert read_manifest(path, check=False)["rows"] == 1
 
 
+def _partitioned(tmp_path):
+    """A directory of Parquet parts with a manifest shaped like the Spark engine's."""
+    from coengage.artifacts import parts_fingerprint, write_json
+
+    d = tmp_path / "parts"
+    d.mkdir()
+    pairs_table(IDS, [0], [1], [0.5], "coengage").to_pandas().to_parquet(d / "part-00000.parquet")
+    pairs_table(IDS, [1], [2], [0.25], "coengage").to_pandas().to_parquet(d / "part-00001.parquet")
+    names = ["part-00000.parquet", "part-00001.parquet"]
+    write_json(manifest_path(d), {"kind": "coengage.pairs", "schema_version": 1, "format": "parquet",
+                                  "layout": "partitioned", "parts": names, "rows": 2,
+                                  "fingerprint": parts_fingerprint(d, names)})
+    return d
+
+
+def test_partitioned_directory_passes_the_check_and_reads(tmp_path):
+    from lm.data import load_pairs, pairs_fingerprint
+
+    d = _partitioned(tmp_path)
+    manifest = read_manifest(d)
+    assert manifest["rows"] == 2 and pairs_fingerprint(d) == manifest["fingerprint"]
+    assert sorted(read_pairs(d)["score"]) == [0.25, 0.5]
+    assert sorted(load_pairs(d)["tweet_b"]) == sorted([IDS[1], IDS[2]])
+
+
+@pytest.mark.parametrize("change", ["edit", "remove", "add"])
+def test_partitioned_directory_changed_after_writing_is_refused(tmp_path, change):
+    d = _partitioned(tmp_path)
+    if change == "edit":
+        pairs_table(IDS, [0], [2], [0.9], "coengage").to_pandas().to_parquet(d / "part-00001.parquet")
+    elif change == "remove":
+        (d / "part-00001.parquet").unlink()
+    else:
+        pairs_table(IDS, [0], [2], [0.9], "coengage").to_pandas().to_parquet(d / "part-00002.parquet")
+    with pytest.raises(ArtifactError, match="part|changed after it was written"):
+        read_manifest(d)
+    assert read_manifest(d, check=False)["rows"] == 2
+
+
 def test_missing_columns_and_missing_files_are_clear_errors(tmp_path):
     path = tmp_path / "bad.tsv"
     pd.DataFrame({"tweet_a": ["1"], "score": [1.0]}).to_csv(path, sep="\t", index=False)

@@ -87,6 +87,12 @@ def test_partitioned_from_graph_with_text(spark, graph, tmp_path):
     _same_pairs(local, parts)
     assert (parts["text_a"].values == local["text_a"].values).all()
     assert remote.manifest["layout"] == "partitioned"
+    # the directory passes the manifest check and is what `lm train --pairs` reads
+    from lm.data import load_pairs, pairs_fingerprint
+    from mining.pairs_io import read_manifest
+
+    assert read_manifest(tmp_path / "parts")["fingerprint"] == pairs_fingerprint(tmp_path / "parts")
+    assert len(load_pairs(tmp_path / "parts")) == len(local)
 
 
 def test_partitioned_without_popularity_cap_written_by_executors(spark, graph, tmp_path):
