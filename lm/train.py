@@ -257,7 +257,8 @@ class Trainer:
                 torch.save(self.scheduler.state_dict(), tmp / "scheduler.pt")
                 torch.save(_rng_state(self.device.type), tmp / "rng.pt")
                 write_json(tmp / "state.json", {"step": self.step, "micro_batches": self.step * self.config.grad_accum,
-                                                "total_steps": self.total_steps, "created": now_iso()})
+                                                "total_steps": self.total_steps, "world_size": self.dist.world_size,
+                                                "created": now_iso()})
             for old in checkpoints(self.work)[:-self.config.keep_checkpoints]:
                 shutil.rmtree(old, ignore_errors=True)
             log.info("checkpoint %s", target)
@@ -265,6 +266,12 @@ class Trainer:
 
     def load_checkpoint(self, path: Path) -> None:
         state = json.loads((path / "state.json").read_text())
+        saved_world = int(state.get("world_size", 1))
+        if saved_world != self.dist.world_size:
+            # the global batch (batch_size x processes) decides which pairs form micro-batch k
+            raise ArtifactError(f"--resume: {path} was written by a run of {saved_world} process(es), this run has "
+                                f"{self.dist.world_size}; resume with the same number (torchrun --nproc-per-node / "
+                                "--nnodes) or start again with --overwrite")
         kw = {"map_location": self.device}
         self.model.load_state_dict(torch.load(path / "model.pt", **kw))
         self.optimizer.load_state_dict(torch.load(path / "optimizer.pt", **kw))

@@ -105,6 +105,13 @@ def test_resume_refuses_changed_settings_and_missing_checkpoints(tmp_path, datas
         train(tiny_config(pairs, graph, out))
     with pytest.raises(ArtifactError, match="lr=0.001"):
         train(tiny_config(pairs, graph, out, resume=True, lr=0.01))
+    # a checkpoint of a 2-process run cannot be continued by 1 process (the global batch differs)
+    state = next((work_dir_of(out) / "checkpoints").iterdir()) / "state.json"
+    saved = json.loads(state.read_text())
+    assert saved["world_size"] == 1
+    state.write_text(json.dumps(dict(saved, world_size=2)))
+    with pytest.raises(ArtifactError, match="2 process"):
+        train(tiny_config(pairs, graph, out, resume=True))
 
 
 @pytest.mark.parametrize("objective", ["mlm", "triplet"])
