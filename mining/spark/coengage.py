@@ -23,6 +23,7 @@ The plan (every step is a join or an aggregation keyed by user or by pair):
 from __future__ import annotations
 
 import logging
+import math
 
 import numpy as np
 
@@ -48,8 +49,13 @@ def validate(max_user_degree, window_s, min_count, normalize, top_k, salt=1) -> 
 
 
 def swing_weights(degrees) -> np.ndarray:
-    """``1 / log2(2 + d)`` in float64, computed as the local kernel does (numpy, not Java)."""
-    return 1.0 / np.log2(2.0 + np.asarray(degrees, dtype=np.float64))
+    """``1 / log2(2 + d)`` in float64, bit-identical to the local Numba kernel.
+
+    The kernel's ``np.log2`` compiles to the C library's ``log2``, which ``math.log2`` also
+    calls; numpy's own vectorised ``np.log2`` (AVX-512 builds) can differ from it in the last
+    bit, and so can Java's, so neither is used here.
+    """
+    return np.array([1.0 / math.log2(2.0 + float(d)) for d in np.asarray(degrees).ravel()], dtype=np.float64)
 
 
 def coengage_candidates(edges, *, max_user_degree=100, window_s=None, min_count=2, normalize="count",
