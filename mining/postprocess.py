@@ -94,49 +94,97 @@ def normalize_texts(texts, drop_hashtags: bool = False) -> np.ndarray:
     return s.to_numpy(dtype=object)
 
 
-def shingle_sets(normalized: np.ndarray, shingle_size: int = 1) -> tuple[np.ndarray, np.ndarray]:
+_TEXT_CHUNK = 1 << 17  # texts normalised per batch: bounds the Python string objects alive at once
+
+
+def _arrow_strings(texts):
+    """``texts`` as a pyarrow large_string array (None/NaN become null)."""
+    import pyarrow as pa
+
+    if isinstance(texts, pa.ChunkedArray):
+        texts = texts.combine_chunks()
+    if isinstance(texts, pa.Array):
+        return texts.cast(pa.large_string())
+    return pa.array(np.asarray(texts, dtype=object), type=pa.large_string(), from_pandas=True)
+
+
+def normalize_texts_arrow(texts, drop_hashtags: bool = False):
+    """:func:`normalize_texts` in batches, gathered into one compact pyarrow string array.
+
+    The regular expressions run per batch of ``_TEXT_CHUNK`` texts, so only one batch of
+    Python string objects is alive at a time (millions of texts stay within ~2 bytes of
+    arrow memory per character instead of ~60 bytes per Python object).
+    """
+    import pyarrow as pa
+
+    texts = np.asarray(texts, dtype=object)
+    parts = [pa.array(normalize_texts(texts[i:i + _TEXT_CHUNK], drop_hashtags), type=pa.large_string())
+             for i in range(0, len(texts), _TEXT_CHUNK)]
+    return pa.concat_arrays(parts) if parts else pa.array([], type=pa.large_string())
+
+
+def shingle_sets(normalized, shingle_size: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """Each text's set of word shingles as sorted int64 hashes, in CSR form ``(indptr, ids)``.
 
-    A shingle is ``shingle_size`` consecutive words; a text with fewer words has its whole
-    word sequence as its one shingle; an empty text has no shingles.
+    ``normalized``: texts (object array, list or pyarrow string array); words are separated
+    by whitespace as ``str.split()`` does. A shingle is ``shingle_size`` consecutive words; a
+    text with fewer words has its whole word sequence as its one shingle; an empty text has
+    no shingles. Words are numbered by pyarrow (no Python object per word) and the shingles
+    hashed, sorted and de-duplicated per text by a parallel Numba kernel.
     """
-    import pandas as pd
+    import pyarrow.compute as pc
 
-    n = len(normalized)
-    words = pd.Series(normalized, dtype=object).str.split()
-    lengths = words.str.len().fillna(0).to_numpy(dtype=np.int64)
-    flat = words.explode().dropna()
+    arr = _arrow_strings(normalized)
+    n = len(arr)
+    words = pc.utf8_split_whitespace(arr)
+    flat = pc.list_flatten(words)
+    owner = np.asarray(pc.list_parent_indices(words).to_numpy(zero_copy_only=False), dtype=np.int64)
+    real = np.asarray(pc.not_equal(flat, "").to_numpy(zero_copy_only=False), dtype=bool)  # leading/trailing space
+    if not real.all():
+        flat, owner = flat.filter(real), owner[real]
+    word_ptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(owner, minlength=n), out=word_ptr[1:])
+    del owner, real
     if len(flat) == 0:
-        return np.zeros(n + 1, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    codes, _ = pd.factorize(flat.to_numpy(dtype=object))
-    codes = codes.astype(np.uint64) + np.uint64(1)
-    owner = np.repeat(np.arange(n, dtype=np.int64), lengths)
-    start = np.repeat(np.cumsum(lengths) - lengths, lengths)
-    pos = np.arange(len(codes), dtype=np.int64) - start
-    length_of = lengths[owner]
-    k = int(shingle_size)
-    window = np.minimum(k, length_of)
-    valid = (pos + window) <= length_of  # a shingle starts here
-    if k > 1:
-        valid &= (pos == 0) | (length_of >= k)
-    h = np.zeros(len(codes), dtype=np.uint64)
+        return word_ptr, np.zeros(0, dtype=np.int64)
+    codes = np.asarray(pc.dictionary_encode(flat).indices.to_numpy(zero_copy_only=False), dtype=np.int64)
+    del flat, words
+    return _shingle_csr(word_ptr, codes, int(shingle_size))
+
+
+@njit(parallel=True, nogil=True, cache=True)
+def _shingle_csr(word_ptr, codes, k):  # pragma: no cover - compiled
+    n = len(word_ptr) - 1
+    counts = np.zeros(n, dtype=np.int64)
+    for i in prange(n):
+        length = word_ptr[i + 1] - word_ptr[i]
+        counts[i] = 0 if length == 0 else (1 if length < k else length - k + 1)
+    ptr = np.zeros(n + 1, dtype=np.int64)
+    ptr[1:] = np.cumsum(counts)
+    raw = np.empty(ptr[n], dtype=np.int64)
     mult = np.uint64(0x9E3779B97F4A7C15)
-    for j in range(k):
-        idx = np.arange(len(codes)) + j
-        inside = (j < window) & (idx < len(codes))
-        term = np.zeros(len(codes), dtype=np.uint64)
-        term[inside] = codes[idx[inside]]
-        with np.errstate(over="ignore"):
-            h = h * mult + term
-    own, hv = owner[valid], h[valid].view(np.int64)
-    order = np.lexsort((hv, own))
-    own, hv = own[order], hv[order]
-    keep = np.ones(len(hv), dtype=bool)
-    keep[1:] = (own[1:] != own[:-1]) | (hv[1:] != hv[:-1])
-    own, hv = own[keep], hv[keep]
+    for i in prange(n):  # hash every shingle, sort and de-duplicate in place; counts[i] becomes the unique count
+        s, length, o, m = word_ptr[i], word_ptr[i + 1] - word_ptr[i], ptr[i], counts[i]
+        w = min(k, length)
+        for j in range(m):
+            h = np.uint64(0)
+            for t in range(w):
+                h = h * mult + np.uint64(codes[s + j + t] + 1)
+            raw[o + j] = np.int64(h)
+        seg = raw[o:o + m]
+        seg.sort()
+        u = 0
+        for j in range(m):
+            if j == 0 or seg[j] != seg[u - 1]:
+                seg[u] = seg[j]
+                u += 1
+        counts[i] = u
     indptr = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(np.bincount(own, minlength=n), out=indptr[1:])
-    return indptr, hv
+    indptr[1:] = np.cumsum(counts)
+    ids = np.empty(indptr[n], dtype=np.int64)
+    for i in prange(n):
+        ids[indptr[i]:indptr[i + 1]] = raw[ptr[i]:ptr[i] + counts[i]]
+    return indptr, ids
 
 
 @njit(parallel=True, nogil=True, cache=True)
@@ -174,20 +222,31 @@ def near_duplicate_mask(a, b, text_of, *, jaccard: float | None = 0.9, shingle_s
     so are texts whose word-shingle sets overlap at least that much. Texts that normalise
     to "" (only a URL, say) are never called duplicates of each other.
     """
+    import pyarrow.compute as pc
+
     a = np.asarray(a, dtype=np.int64)
     b = np.asarray(b, dtype=np.int64)
     if len(a) == 0:
         return np.zeros(0, dtype=bool)
-    nodes, inv = np.unique(np.concatenate([a, b]), return_inverse=True)
-    ia, ib = inv[: len(a)], inv[len(a):]
-    norm = normalize_texts(np.asarray(text_of, dtype=object)[nodes], drop_hashtags=drop_hashtags)
-    import pandas as pd
-
-    key, _ = pd.factorize(norm)
-    empty = norm == ""
+    text_of = np.asarray(text_of, dtype=object)
+    # the tweets in pairs, numbered 0..len(nodes)-1 (a table lookup, not a sort of 2·len(a) ids)
+    seen = np.zeros(len(text_of), dtype=bool)
+    seen[a] = True
+    seen[b] = True
+    nodes = np.flatnonzero(seen)
+    del seen
+    local = np.full(len(text_of), -1, dtype=np.int64)
+    local[nodes] = np.arange(len(nodes))
+    ia, ib = local[a], local[b]
+    del local
+    norm = normalize_texts_arrow(text_of[nodes], drop_hashtags=drop_hashtags)
+    key = np.asarray(pc.dictionary_encode(norm).indices.to_numpy(zero_copy_only=False), dtype=np.int64)
+    empty = np.asarray(pc.equal(norm, "").to_numpy(zero_copy_only=False), dtype=bool)
     dup = (key[ia] == key[ib]) & ~empty[ia]
+    del key, empty
     if jaccard is not None:
         indptr, ids = shingle_sets(norm, shingle_size)
+        del norm
         todo = np.flatnonzero(~dup)
         out = np.zeros(len(todo), dtype=np.bool_)
         _jaccard_at_least(indptr, ids, ia[todo], ib[todo], float(jaccard), out)

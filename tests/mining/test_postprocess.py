@@ -180,3 +180,33 @@ def test_config_validation():
 def test_empty_input():
     a, b, s, c = postprocess([], [], [], text_of=_texts(3))
     assert len(a) == len(b) == len(s) == 0 and c["written"] == 0 and c["candidates"] == 0
+
+
+def test_shingle_sets_split_like_str_split_on_awkward_whitespace():
+    texts = np.array(["  a  b\tb ", "", None, "x\u00a0y\u2003z", "solo", "a b a b a"], dtype=object)
+    indptr, ids = shingle_sets(texts, 1)
+    want = [set((t or "").split()) for t in texts]
+    assert [int(indptr[i + 1] - indptr[i]) for i in range(len(texts))] == [len(w) for w in want]
+    for i in range(len(texts)):  # sorted, unique hashes per text
+        seg = ids[indptr[i]:indptr[i + 1]]
+        assert (np.diff(seg) > 0).all()
+    # the same word gets the same hash in every text
+    a_of_0 = set(ids[indptr[0]:indptr[1]].tolist())
+    assert a_of_0 == set(ids[indptr[5]:indptr[6]].tolist())
+
+
+def test_normalisation_in_batches_equals_the_one_shot_result(monkeypatch):
+    import mining.postprocess as pp
+
+    rng = np.random.default_rng(3)
+    words = ["RT", "@bob", "Great", "GAME", "#nba", "http://t.co/x", "tonight!!", "café", "ÜBER", "  "]
+    texts = np.array([" ".join(rng.choice(words, rng.integers(0, 9))) for _ in range(1000)], dtype=object)
+    texts[::97] = None
+    monkeypatch.setattr(pp, "_TEXT_CHUNK", 64)
+    got = pp.normalize_texts_arrow(texts, drop_hashtags=True).to_pylist()
+    assert got == normalize_texts(texts, drop_hashtags=True).tolist()
+    a, b = rng.integers(0, 1000, 3000), rng.integers(0, 1000, 3000)
+    small = pp.near_duplicate_mask(a, b, texts, jaccard=0.6, shingle_size=2)
+    monkeypatch.setattr(pp, "_TEXT_CHUNK", 1 << 17)
+    assert np.array_equal(small, pp.near_duplicate_mask(a, b, texts, jaccard=0.6, shingle_size=2))
+    assert small.any() and not small.all()
