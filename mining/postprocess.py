@@ -188,12 +188,14 @@ def _shingle_csr(word_ptr, codes, k):  # pragma: no cover - compiled
 
 
 @njit(parallel=True, nogil=True, cache=True)
-def _jaccard_at_least(indptr, ids, a, b, threshold, out):  # pragma: no cover - compiled
+def _jaccard_fill(indptr, ids, a, b, threshold, dup):  # pragma: no cover - compiled
+    """``dup[i] |= Jaccard(shingles(a[i]), shingles(b[i])) >= threshold``; rows already True are skipped."""
     for i in prange(len(a)):
+        if dup[i]:
+            continue
         sa, ea = indptr[a[i]], indptr[a[i] + 1]
         sb, eb = indptr[b[i]], indptr[b[i] + 1]
         na, nb = ea - sa, eb - sb
-        out[i] = False
         if na == 0 or nb == 0:
             continue
         small, large = min(na, nb), max(na, nb)
@@ -210,7 +212,7 @@ def _jaccard_at_least(indptr, ids, a, b, threshold, out):  # pragma: no cover - 
                 x += 1
             else:
                 y += 1
-        out[i] = inter >= threshold * (na + nb - inter)
+        dup[i] = inter >= threshold * (na + nb - inter)
 
 
 def near_duplicate_mask(a, b, text_of, *, jaccard: float | None = 0.9, shingle_size: int = 1,
@@ -224,8 +226,8 @@ def near_duplicate_mask(a, b, text_of, *, jaccard: float | None = 0.9, shingle_s
     """
     import pyarrow.compute as pc
 
-    a = np.asarray(a, dtype=np.int64)
-    b = np.asarray(b, dtype=np.int64)
+    a = np.asarray(a)
+    b = np.asarray(b)
     if len(a) == 0:
         return np.zeros(0, dtype=bool)
     text_of = np.asarray(text_of, dtype=object)
@@ -235,8 +237,8 @@ def near_duplicate_mask(a, b, text_of, *, jaccard: float | None = 0.9, shingle_s
     seen[b] = True
     nodes = np.flatnonzero(seen)
     del seen
-    local = np.full(len(text_of), -1, dtype=np.int64)
-    local[nodes] = np.arange(len(nodes))
+    local = np.full(len(text_of), -1, dtype=np.int32)  # node ids are int32 (graph artifact contract)
+    local[nodes] = np.arange(len(nodes), dtype=np.int32)
     ia, ib = local[a], local[b]
     del local
     norm = normalize_texts_arrow(text_of[nodes], drop_hashtags=drop_hashtags)
@@ -247,10 +249,7 @@ def near_duplicate_mask(a, b, text_of, *, jaccard: float | None = 0.9, shingle_s
     if jaccard is not None:
         indptr, ids = shingle_sets(norm, shingle_size)
         del norm
-        todo = np.flatnonzero(~dup)
-        out = np.zeros(len(todo), dtype=np.bool_)
-        _jaccard_at_least(indptr, ids, ia[todo], ib[todo], float(jaccard), out)
-        dup[todo] = out
+        _jaccard_fill(indptr, ids, ia, ib, float(jaccard), dup)
     return dup
 
 
@@ -263,13 +262,21 @@ def top_per_query(a, b, score, limit: int) -> np.ndarray:
     if n == 0:
         return np.zeros(0, dtype=bool)
     order = np.lexsort((b, -score, a))
-    sa = a[order]
-    first = np.ones(n, dtype=bool)
-    first[1:] = sa[1:] != sa[:-1]
-    group_start = np.maximum.accumulate(np.where(first, np.arange(n), 0))
-    rank = np.arange(n) - group_start
-    keep = np.zeros(n, dtype=bool)
-    keep[order] = rank < limit
+    return _first_per_group(a, order, int(limit))
+
+
+@njit(nogil=True, cache=True)
+def _first_per_group(a, order, limit):  # pragma: no cover - compiled
+    """Keep the first ``limit`` rows of each run of equal ``a`` along ``order``."""
+    keep = np.zeros(len(order), dtype=np.bool_)
+    rank = 0
+    for j in range(len(order)):
+        i = order[j]
+        if j == 0 or a[i] != a[order[j - 1]]:
+            rank = 0
+        if rank < limit:
+            keep[i] = True
+        rank += 1
     return keep
 
 
@@ -303,8 +310,8 @@ def popularity_cap_mask(a, b, score, cap: int, n_nodes: int | None = None) -> np
     if len(a) == 0:
         return np.zeros(0, dtype=bool)
     n_nodes = int(max(a.max(), b.max()) + 1) if n_nodes is None else int(n_nodes)
-    order = np.lexsort((b, a, -score)).astype(np.int64)
-    return _greedy_cap(a.astype(np.int64), b.astype(np.int64), order, n_nodes, int(cap))
+    order = np.lexsort((b, a, -score))
+    return _greedy_cap(a, b, order, n_nodes, int(cap))
 
 
 # --------------------------------------------------------------------------- the pipeline
@@ -318,8 +325,10 @@ def postprocess(a, b, score, *, text_of=None, config: PostprocessConfig | None =
     for the text steps (without it, they are skipped and counted as 0).
     """
     config = (config or PostprocessConfig()).validate()
-    a = np.asarray(a, dtype=np.int64)
-    b = np.asarray(b, dtype=np.int64)
+    # node ids are int32 by the graph contract; int32 halves the memory of 100M-candidate runs
+    idt = np.int32 if max(int(np.max(a, initial=0)), int(np.max(b, initial=0))) < 2**31 - 1 else np.int64
+    a = np.asarray(a, dtype=idt)
+    b = np.asarray(b, dtype=idt)
     score = np.asarray(score, dtype=np.float64)
     if not (len(a) == len(b) == len(score)):
         raise ValueError(f"pair arrays differ in length: {len(a)}, {len(b)}, {len(score)}")
@@ -344,13 +353,11 @@ def postprocess(a, b, score, *, text_of=None, config: PostprocessConfig | None =
             counts["tweets_without_text_in_candidates"] = int(len(missing))
             drop(ok, "without_text")
         if config.drop_near_duplicates:
-            lo, hi = np.minimum(a, b), np.maximum(a, b)
-            # each unordered pair is checked once, even when it came back in both orders
-            width = np.int64(len(text_of))
-            keys, inv = np.unique(lo * width + hi, return_inverse=True)
-            dup = near_duplicate_mask(keys // width, keys % width, text_of, jaccard=config.near_dup_jaccard,
+            # a pair that came back in both orders is checked twice (the test is symmetric):
+            # cheaper in memory than finding the unordered pairs first
+            dup = near_duplicate_mask(a, b, text_of, jaccard=config.near_dup_jaccard,
                                       shingle_size=config.shingle_size, drop_hashtags=config.drop_hashtags)
-            drop(~dup[inv], "near_duplicate_text")
+            drop(~dup, "near_duplicate_text")
     if config.max_pairs_per_tweet is not None:
         drop(top_per_query(a, b, score, int(config.max_pairs_per_tweet)), "over_max_per_tweet")
     a, b, score, n_dup = unique_unordered(a, b, score)
@@ -366,4 +373,4 @@ def postprocess(a, b, score, *, text_of=None, config: PostprocessConfig | None =
             log.info("dropped %d candidate pairs: %s", counts[reason], reason.replace("_", " "))
     log.info("%d of %d candidate pairs kept (%d tweets paired)", counts["written"], counts["candidates"],
              counts["tweets_paired"])
-    return a.astype(np.int32), b.astype(np.int32), score, counts
+    return a.astype(np.int32, copy=False), b.astype(np.int32, copy=False), score, counts
