@@ -242,7 +242,7 @@ def near_duplicate_mask(a, b, text_of, *, jaccard: float | None = 0.9, shingle_s
     ia, ib = local[a], local[b]
     del local
     norm = normalize_texts_arrow(text_of[nodes], drop_hashtags=drop_hashtags)
-    key = np.asarray(pc.dictionary_encode(norm).indices.to_numpy(zero_copy_only=False), dtype=np.int64)
+    key = pc.dictionary_encode(norm).indices.to_numpy(zero_copy_only=False)  # int32
     empty = np.asarray(pc.equal(norm, "").to_numpy(zero_copy_only=False), dtype=bool)
     dup = (key[ia] == key[ib]) & ~empty[ia]
     del key, empty
