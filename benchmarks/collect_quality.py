@@ -27,6 +27,7 @@ def figures(metrics: dict) -> dict:
     eng, cls, pairs = tasks.get("engagement", {}), tasks.get("classify", {}), tasks.get("pairs", {})
     return {
         "hits@10": eng.get("hits@10"), "mrr": eng.get("mrr"), "engagement_candidates": eng.get("candidates"),
+        "engagement_mean_candidates": eng.get("mean_candidates"), "random_hits@10": eng.get("random_hits@10"),
         "test_users": eng.get("test_users"), "macro_f1": cls.get("macro_f1"),
         "pairs_mrr": pairs.get("mrr"), "pairs_hr@10": pairs.get("hr@10"), "pairs_hr@100": pairs.get("hr@100"),
         "pairs_mpr": pairs.get("mpr"),

@@ -122,6 +122,8 @@ def eval_table(run_dir: str | os.PathLike) -> dict[str, dict]:
         eng = m.get("tasks", {}).get("engagement", {})
         s["seeds"] = len(eng.get("per_seed", [])) or None
         s["candidates"] = eng.get("candidates")
+        s["mean_candidates"] = eng.get("mean_candidates")  # absent in results written before it existed
+        s["chance_hits@10"] = eng.get("random_hits@10")
         s["test_users"] = eng.get("test_users")
         rows[f.stem] = s
     return rows
@@ -137,8 +139,11 @@ def format_table(rows: dict[str, dict]) -> str:
         lines.append(f"{name:<{width}}  " + "  ".join(f"{_num(r.get(k)):>18}" for k, _ in cols) + f"  {r.get('seeds') or '–':>5}")
     if rows:
         any_row = next(iter(rows.values()))
+        mean = any_row.get("mean_candidates")
+        really = (f" (here {mean:,.0f} on average: chance HITS@10 = {any_row.get('chance_hits@10'):.4f})"
+                  if mean is not None and any_row.get("chance_hits@10") is not None else "")
         lines.append(f"engagement: each test user ranks 1 engaged held-out tweet among up to {any_row.get('candidates')} "
-                     "candidates (all test tweets when there are fewer), median over the seeds;\n"
+                     f"candidates{really} (all test tweets when there are fewer), median over the seeds;\n"
                      "classify: logistic regression on the frozen features, test macro-F1")
     return "\n".join(lines)
 

@@ -55,6 +55,10 @@ def test_eval_table_rows_follow_the_config(run_dir):
     text = format_table(rows)
     assert text.splitlines()[0].split()[:3] == ["model", "engagement", "HITS@10"]
     assert [line.split()[0] for line in text.splitlines()[2:5]] == ["social", "mlm", "random"]
+    # the note under the table says how many candidates each query really ranked, and chance
+    r = rows["social"]
+    assert 1 < r["mean_candidates"] <= 50 and r["chance_hits@10"] == pytest.approx(min(1, 10 / r["mean_candidates"]), rel=0.2)
+    assert f"here {r['mean_candidates']:,.0f} on average" in text
 
 
 def _chromium():

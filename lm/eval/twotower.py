@@ -254,14 +254,20 @@ def evaluate_engagement(user_x: np.ndarray, tweet_x: np.ndarray, train: tuple, d
             raise ValueError("no test user has both a graph embedding and an engaged test tweet with text")
         model, info = train_two_tower(ux, tx, train_users, train_tweets, dev_task if len(dev_task) else None, seed=seed, **train_kwargs)
         m = model.evaluate(ux, tx, test_task)
+        n_cand = test_task.num_candidates
         per_seed.append({"seed": int(seed), "hits@10": m["hits@10"], "mrr": m["mrr"], "best_step": info["best_step"],
                          "steps": info["steps"], "dev_hits@10": (info["dev"] or {}).get("hits@10"),
-                         "test_queries": m["num_queries"], "dev_queries": len(dev_task)})
+                         "test_queries": m["num_queries"], "dev_queries": len(dev_task),
+                         "mean_candidates": float(n_cand.mean()),
+                         "random_hits@10": float(np.minimum(1.0, 10.0 / n_cand).mean())})
         log.info("engagement seed %d: test hits@10 %.4f mrr %.4f (dev hits@10 %s at step %d)", seed, m["hits@10"], m["mrr"],
                  per_seed[-1]["dev_hits@10"], info["best_step"])
     hits = median_summary([p["hits@10"] for p in per_seed])
     mrr = median_summary([p["mrr"] for p in per_seed])
     return {"hits@10": hits["median"], "mrr": mrr["median"], "hits@10_summary": hits, "mrr_summary": mrr,
-            "per_seed": per_seed, "candidates": int(candidates), "random_hits@10": min(1.0, 10.0 / candidates),
+            "per_seed": per_seed, "candidates": int(candidates),
+            # what each query really ranked: fewer than `candidates` when the split has fewer tweets
+            "mean_candidates": float(np.mean([p["mean_candidates"] for p in per_seed])),
+            "random_hits@10": float(np.mean([p["random_hits@10"] for p in per_seed])),
             "test_users": per_seed[0]["test_queries"], "dev_users": per_seed[0]["dev_queries"],
             "train_engagements": int(len(train_users))}

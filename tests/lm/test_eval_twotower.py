@@ -98,3 +98,15 @@ def test_same_seed_same_result():
     a = evaluate_engagement(ux, tx, d["train"][:2], d["dev"], d["test"], seeds=[5], **kw)
     b = evaluate_engagement(ux, tx, d["train"][:2], d["dev"], d["test"], seeds=[5], **kw)
     assert a["per_seed"] == b["per_seed"]
+
+
+def test_chance_level_reports_the_candidates_each_query_really_had():
+    """Asking for more candidates than the split holds: the report says what was ranked."""
+    ux, tx, d = _world(n_users=100)
+    m = evaluate_engagement(ux, tx, d["train"][:2], d["dev"], d["test"], seeds=[0],
+                            **dict(KW, candidates=100_000, max_steps=20, eval_every=10))
+    pool = len(d["test"][2])
+    assert m["candidates"] == 100_000
+    assert 1 < m["mean_candidates"] <= pool
+    assert m["random_hits@10"] == pytest.approx(min(1.0, 10 / m["mean_candidates"]), rel=0.2)
+    assert m["random_hits@10"] > 10 / 100_000
