@@ -334,15 +334,15 @@ class _TypeVocab:
         self.weights: dict[str, float] = dict(cfg.types or {})
         self.index = {n: i for i, n in enumerate(self.names)}
 
-    def lookup(self, chunk_types: list[str], where: str, used: np.ndarray | None = None) -> np.ndarray:
+    def lookup(self, chunk_types: list[str], where: str, used: np.ndarray) -> np.ndarray:
         """Global type index per chunk type code; -2 marks a type to drop.
 
-        Only codes flagged in ``used`` (those of rows that survive the other checks) can add a
-        type to a discovered vocabulary: a type seen only in dropped rows is not a relation.
+        Only codes flagged in ``used`` (those of rows that survive the other checks) are looked
+        up (-3 otherwise), so a type seen only in dropped rows never becomes a relation.
         """
         out = np.full(len(chunk_types), -3, np.int32)
         for i, name in enumerate(chunk_types):
-            if used is not None and not used[i]:
+            if not used[i]:
                 continue
             if name not in self.index:
                 if self.fixed and self.policy == "error":

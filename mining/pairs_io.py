@@ -123,15 +123,19 @@ def read_manifest(path: str | os.PathLike, check: bool = True) -> dict:
     if not mpath.exists():
         raise ArtifactError(f"{path}: no manifest beside it ({mpath.name}); was it written by `coengage mine`?")
     manifest = load_manifest_file(mpath, KIND)
-    if manifest.get("layout") == "partitioned" or path.is_dir():
-        if not path.is_dir():
-            raise ArtifactError(f"{path}: the manifest describes a partitioned directory, but this is a file")
-        actual = parts_fingerprint(path) if check else None
-        if check and sorted(p.name for p in path.glob("*.parquet")) != sorted(manifest.get("parts") or []):
+    partitioned = manifest.get("layout") == "partitioned" or path.is_dir()
+    if partitioned and not path.is_dir():
+        raise ArtifactError(f"{path}: the manifest describes a partitioned directory, but this is a file")
+    if not check:
+        return manifest
+    if partitioned:
+        on_disk = sorted(p.name for p in path.glob("*.parquet"))
+        if on_disk != sorted(manifest.get("parts") or []):
             raise ArtifactError(f"{path}: its part files differ from those listed in {mpath.name}; re-run `coengage mine`")
+        actual = parts_fingerprint(path, on_disk)
     else:
-        actual = file_fingerprint(path) if check else None
-    if check and manifest.get("fingerprint") != actual:
+        actual = file_fingerprint(path)
+    if manifest.get("fingerprint") != actual:
         raise ArtifactError(f"{path} changed after it was written (fingerprint differs from {mpath.name}); "
                             "re-run `coengage mine`")
     return manifest

@@ -258,9 +258,6 @@ def near_duplicate_mask(a, b, text_of, *, jaccard: float | None = 0.9, shingle_s
 
 def top_per_query(a, b, score, limit: int) -> np.ndarray:
     """Mask keeping each query tweet's ``limit`` best pairs (score desc, ties by ``b``)."""
-    n = len(a)
-    if n == 0:
-        return np.zeros(0, dtype=bool)
     order = np.lexsort((b, -score, a))
     return _first_per_group(a, order, int(limit))
 
