@@ -56,7 +56,7 @@ import numba
 import numpy as np
 from numba import get_num_threads, njit, prange
 
-from mining.rng import hash3, mix64, next_below, next_float, prefetch, stream_seed, u64_to_unit
+from mining.rng import GOLDEN, hash3, mix64, next_below, next_float, prefetch, stream_seed, u64_to_unit
 
 log = logging.getLogger(__name__)
 
@@ -172,9 +172,10 @@ def _kept_lists(capped, ut_indptr, ut_indices, ut_etype, seed, cap):
 
 
 @njit(inline="always", cache=True)
-def _visit(keys, vals, used, n_used, t):
+def _visit(keys, vals, used, n_used, t, shift):
     mask = len(keys) - 1
-    h = np.int64(mix64(np.uint64(t)) & np.uint64(mask))
+    # Fibonacci hashing: the top bits of t * 2**64/phi (one multiply; spreads tweet ids well)
+    h = np.int64((np.uint64(t) * GOLDEN) >> shift)
     while True:
         k = keys[h]
         if k == t:
@@ -250,9 +251,14 @@ def _emit(keys, vals, used, n_used, heap, top_k, min_visits, out_b, out_s, base)
 @njit(cache=True)
 def _count_emit(vis, lo, n, keys, vals, used, heap, top_k, min_visits, out_b, out_s, base):
     """Count the visits ``vis[lo:lo+n]`` of one query and write its top-k at ``out_*[base:]``."""
+    shift = np.uint64(64)
+    m = len(keys)
+    while m > 1:  # 64 - log2(table size)
+        m >>= 1
+        shift -= np.uint64(1)
     n_used = 0
     for i in range(lo, lo + n):
-        n_used = _visit(keys, vals, used, n_used, vis[i])
+        n_used = _visit(keys, vals, used, n_used, vis[i], shift)
     return _emit(keys, vals, used, n_used, heap, top_k, min_visits, out_b, out_s, base)
 
 
@@ -617,8 +623,32 @@ def _walk_plain_block(queries, tu_indptr, tu_indices, tu_etype, ut_indptr, ut_in
 # ---------------------------------------------------------------------------------------------
 
 
+@njit(cache=True)
+def _compact(out_n, top_k, out_b, out_s):
+    """Move the pairs of query i (``out_*[i*top_k:][:out_n[i]]``) together, in place; returns how many."""
+    k = 0
+    for i in range(len(out_n)):
+        base = i * top_k
+        for j in range(out_n[i]):
+            out_b[k] = out_b[base + j]
+            out_s[k] = out_s[base + j]
+            k += 1
+    return k
+
+
 def _next_pow2(n: int) -> int:
     return 1 << max(4, int(n - 1).bit_length())
+
+
+@njit(parallel=True, nogil=True, cache=True)
+def _type_counts(et, n_types):
+    """Edges per engagement type ``[n_types]`` (types already checked to lie in range)."""
+    n_chunks = 64
+    counts = np.zeros((n_chunks, n_types), np.int64)
+    for c in prange(n_chunks):
+        for i in range(len(et) * c // n_chunks, len(et) * (c + 1) // n_chunks):
+            counts[c, et[i]] += 1
+    return counts.sum(axis=0)
 
 
 def _check_csr(name: str, indptr, indices, n_cols: int | None):
@@ -659,8 +689,10 @@ def prepare_walk_inputs(tu_indptr, tu_indices, tu_etype, ut_indptr, ut_indices, 
     if len(w) == 0 or not np.all(np.isfinite(w)) or np.any(w < 0) or w.max() <= 0:
         raise ValueError(f"type_weights must be finite, >= 0, with at least one > 0; got {w.tolist()}")
     for name, et in (("tu_etype", tu_etype), ("ut_etype", ut_etype)):
-        if len(et) and (int(et.min()) < 0 or int(et.max()) >= len(w)):
-            raise ValueError(f"{name} must index type_weights (length {len(w)}), got [{int(et.min())}, {int(et.max())}]")
+        if len(et):
+            lo, hi = int(et.min()), int(et.max())
+            if lo < 0 or hi >= len(w):
+                raise ValueError(f"{name} must index type_weights (length {len(w)}), got [{lo}, {hi}]")
     wn = w / w.max()
     return tu_indptr, tu_indices, tu_etype, ut_indptr, ut_indices, ut_etype, wn
 
@@ -754,8 +786,11 @@ def run_walks(tu_indptr, tu_indices, tu_etype, ut_indptr, ut_indices, ut_etype, 
         queries = np.ascontiguousarray(queries, dtype=np.int64).ravel()
         if len(queries) and (queries.min() < 0 or queries.max() >= n_tweets):
             raise ValueError(f"queries must be tweet node ids in [0, {n_tweets}), got [{queries.min()}, {queries.max()}]")
-    # the engagement types that occur (only those whose weight matters are looked for: one pass each)
-    present = np.array([k for k in range(len(wn)) if wn[k] == 1.0 or bool(np.any(tu_etype == k))], np.int64)
+    # the engagement types that occur (counted only when their weights differ)
+    if np.all(wn == 1.0):
+        present = np.arange(len(wn))
+    else:
+        present = np.flatnonzero(_type_counts(tu_etype, len(wn)) > 0)
     uniform = bool(np.all(wn[present] == 1.0))
     cap, mode = int(max_user_degree), DEGREE_CAP_MODES[degree_cap_mode]
     user_deg = np.diff(ut_indptr)
@@ -799,10 +834,10 @@ def run_walks(tu_indptr, tu_indices, tu_etype, ut_indptr, ut_indices, ut_etype, 
                     hops += int(_walk_plain_block(*common, table_size, n_chunks, ob, osc, on))
                 else:
                     hops += int(_walk_pool(*common, W, n_slots, table_size, n_chunks, ob, osc, on))
-                keep = (np.arange(top_k)[None, :] < on[:, None]).ravel()
+                n_out = _compact(on, top_k, ob, osc)
                 out_a.append(np.repeat(qb.astype(np.int32), on))
-                out_b.append(ob[keep])
-                out_s.append(osc[keep])
+                out_b.append(ob[:n_out])
+                out_s.append(osc[:n_out])
                 bar.update(len(qb))
     finally:
         numba.set_parallel_chunksize(chunksize)

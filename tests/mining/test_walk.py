@@ -270,3 +270,29 @@ def test_a_query_whose_users_are_all_over_the_cap_gets_no_pairs_in_the_pool_eith
     for W in (1, 16):
         a, b, _ = run(tu, ut, w, max_user_degree=3, min_visits=1, walkers_in_flight=W, queries=[0, 1, 2, 3, 0])
         assert 0 not in a and 0 not in b and len(a) > 0
+
+
+def test_type_counts_and_compaction_helpers_match_numpy():
+    from mining.walk import _compact, _type_counts
+
+    rng = np.random.default_rng(0)
+    et = rng.integers(0, 3, 10_007).astype(np.int8)
+    assert np.array_equal(_type_counts(et, 4), np.bincount(et, minlength=4))
+    assert np.array_equal(_type_counts(et[:5], 3), np.bincount(et[:5], minlength=3))  # fewer edges than chunks
+    top_k, n = 4, rng.integers(0, 5, 50)
+    b = rng.integers(0, 1000, 50 * top_k).astype(np.int32)
+    s = rng.random(50 * top_k)
+    keep = (np.arange(top_k)[None, :] < n[:, None]).ravel()
+    want_b, want_s = b[keep], s[keep]
+    k = _compact(n, top_k, b, s)
+    assert k == n.sum() and np.array_equal(b[:k], want_b) and np.array_equal(s[:k], want_s)
+
+
+def test_a_type_present_in_the_weights_but_absent_from_the_graph_does_not_disable_the_uniform_path():
+    # all edges have type 0 and 1, weights differ only for the absent type 2: same walks as uniform weights
+    tu, ut = _bigger_graph(1)
+    tu = (tu[0], tu[1], (tu[2] % 2).astype(np.int8))
+    ut = (ut[0], ut[1], (ut[2] % 2).astype(np.int8))
+    a1, b1, s1 = run(tu, ut, weights=np.array([1.0, 1.0, 0.3]), seed=3)
+    a2, b2, s2 = run(tu, ut, weights=np.array([1.0, 1.0, 1.0]), seed=3)
+    assert len(a1) > 0 and np.array_equal(a1, a2) and np.array_equal(b1, b2) and np.array_equal(s1, s2)
