@@ -1,4 +1,4 @@
-"""Growth of every stage with the number of engagement edges: build, mine (local and Spark), embed.
+"""Growth of every stage with the number of engagement edges: build, mine (local and Spark), embed, knn.
 
 For each size E (engagement rows asked of ``coengage synth``; users = E/50, tweets = E/20, the
 synth defaults' proportions, power-law activity and popularity) the benchmark
@@ -21,7 +21,12 @@ Stages (``--stages``):
 * ``spark-logs`` ``coengage mine --engine spark --logs engagements.parquet --texts tweets.parquet --method coengage --out P``
 * ``embed``      ``--steps`` optimiser steps of ``coengage graph embed``'s trainer (a child process of this
                  script running graph.embed's own TwHINModel.train_batch; setup and steps timed apart):
-                 a whole epoch at 100M edges would take hours on 2 cores.
+                 a whole epoch at 100M edges would take hours on 2 cores. The tables after those steps are
+                 saved as an embeddings artifact (``emb_e<N>``) for the knn stage.
+* ``knn``        ``coengage mine G --method knn --embeddings emb_e<N> --out P`` (``--knn-nprobe`` and
+                 ``--knn-index`` passed on when given). The embeddings are the embed stage's, trained for
+                 ``--embed-steps`` steps only: the search costs the same for any vectors of that shape, but
+                 the pairs are not meaningful. Its cost follows the number of tweets (E/20), not edges.
 
 A stage that runs past ``--max-stage-s``, or while which the machine's available memory falls
 below ``--min-free-gib``, is killed and recorded as ``not_measured`` with the reason; a size
@@ -52,8 +57,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 RESULTS = ROOT / "benchmarks" / "results"
-ALL_STAGES = ("build", "coengage", "walk", "spark", "spark-logs", "embed")
-QUICK_STAGES = ("build", "coengage", "walk", "embed")
+ALL_STAGES = ("build", "coengage", "walk", "spark", "spark-logs", "embed", "knn")
+QUICK_STAGES = ("build", "coengage", "walk", "embed", "knn")
 QUICK_SIZES = "5e3,2e4"
 WORKER_TAG = "__SCALE_EMBED__ "
 GIB = 1 << 30
@@ -265,8 +270,10 @@ def spark_available() -> tuple[bool, bool, str]:
 
 
 # --------------------------------------------------------------------------- embed worker
-def embed_worker(graph_dir: str, steps: int, batch_size: int, dim: int, negatives: int, seed: int) -> None:
-    """Child process: graph.embed's trainer set up as ``coengage graph embed`` does, then ``steps`` steps."""
+def embed_worker(graph_dir: str, steps: int, batch_size: int, dim: int, negatives: int, seed: int,
+                 save_to: str | None = None) -> None:
+    """Child process: graph.embed's trainer set up as ``coengage graph embed`` does, then ``steps`` steps;
+    with ``save_to`` the tables are then written there as an embeddings artifact (for the knn stage)."""
     from graph.embed import passive_omp_wait
 
     passive_omp_wait()
@@ -310,6 +317,12 @@ def embed_worker(graph_dir: str, steps: int, batch_size: int, dim: int, negative
                                    "train_edges": E, "users": g.num_users, "tweets": g.num_tweets, "dim": dim,
                                    "first_loss": losses[0], "last_loss": losses[-1],
                                    "finite": bool(np.isfinite(losses).all())}), flush=True)
+    if save_to:
+        from graph.embed.io import write_embeddings
+
+        write_embeddings(save_to, **tw.arrays(), graph_fingerprint=g.fingerprint, relations=list(g.relations),
+                         config=cfg.to_dict(), metrics={},
+                         extra={"note": f"bench_scale: {steps} training steps only, for timing the knn stage"})
 
 
 def worker_result(log_path: Path) -> dict | None:
@@ -340,8 +353,17 @@ def stage_commands(stage: str, n: int, synth_dir: Path, work: Path, args) -> tup
     if stage == "embed":
         cmd = [sys.executable, str(Path(__file__).resolve()), "--embed-worker", str(g), "--steps", str(args.embed_steps),
                "--embed-batch", str(args.embed_batch), "--embed-dim", str(args.embed_dim),
-               "--embed-negatives", str(args.embed_negatives)]
+               "--embed-negatives", str(args.embed_negatives), "--save-embeddings", str(work / f"emb_e{n}")]
         return cmd, None
+    if stage == "knn":
+        out = work / f"pairs_knn_e{n}.parquet"
+        cmd = [cb, "mine", str(g), "--method", "knn", "--embeddings", str(work / f"emb_e{n}"), "--out", str(out),
+               "--no-progress"]
+        if args.knn_index:
+            cmd += ["--index", args.knn_index]
+        if args.knn_nprobe:
+            cmd += ["--nprobe", str(args.knn_nprobe)]
+        return cmd, out
     raise ValueError(stage)
 
 
@@ -355,6 +377,9 @@ def measure(stage: str, n: int, synth: dict, work: Path, args, spark: tuple) -> 
         return {**rec, "status": "not_measured", "reason": spark[2]}
     if stage == "spark-logs" and not spark[1]:
         return {**rec, "status": "not_measured", "reason": spark[2] or "no raw-log route"}
+    if stage == "knn" and not (work / f"emb_e{n}" / "manifest.json").exists():
+        return {**rec, "status": "not_measured",
+                "reason": f"no embeddings at {work / f'emb_e{n}'} (run the embed stage of this size first)"}
     cmd, out = stage_commands(stage, n, synth_dir, work, args)
     env = {"OMP_WAIT_POLICY": "PASSIVE"}
     r = run_stage(cmd, timeout_s=args.max_stage_s, min_free_gib=args.min_free_gib, sample_s=args.sample_s,
@@ -377,6 +402,16 @@ def measure(stage: str, n: int, synth: dict, work: Path, args, spark: tuple) -> 
         else:
             rec["embed"] = w
             rec["edges_per_s"] = w["edges_per_s"]
+    elif stage == "knn":
+        rec["pairs"] = pair_count(out)
+        rec["tweets"] = graph_counts(g)["tweets"]
+        rec["tweets_per_s"] = rec["tweets"] / r["wall_s"] if rec["tweets"] else None
+        man = Path(str(out) + ".manifest.json")
+        if man.exists():  # what the command chose (index, nlist, nprobe) and where its time went
+            m = json.loads(man.read_text())
+            rec["knn_config"] = {k: v for k, v in m.get("config", {}).get("knn", {}).items() if k != "embeddings"}
+            rec["knn_info"] = m.get("info", {})
+            rec["mine_timing"] = m.get("timing", {})
     else:
         rec["pairs"] = pair_count(out)
         if stage == "spark-logs":
@@ -487,7 +522,7 @@ def table(results: dict) -> str:
             rec = size.get("stages", {}).get(stage)
             if rec is None:
                 continue
-            thr = rec.get("rows_per_s") or rec.get("edges_per_s")
+            thr = rec.get("rows_per_s") or rec.get("edges_per_s") or rec.get("tweets_per_s")
             rows.append({"size": label, "edges": f"{size.get('edges') or 0:,}", "stage": stage, "status": rec.get("status"),
                          "wall_s": f"{rec['wall_s']:.1f}" if rec.get("wall_s") is not None else "-",
                          "peak_MiB": f"{rec['peak_rss_bytes'] / 2**20:,.0f}" if rec.get("peak_rss_bytes") else "-",
@@ -516,6 +551,10 @@ def markdown(results: dict) -> str:
                 thr = f"{rec['edges_per_s']:,.0f} edges/s ({rec['embed']['steps']} steps; setup {rec['embed']['setup_s']:.1f} s)"
             elif ok and rec.get("edges_per_s"):
                 thr = f"{rec['edges_per_s']:,.0f} edges/s"
+            elif ok and rec.get("tweets_per_s"):
+                info = rec.get("knn_info", {})
+                how = ", ".join(f"{k} {info[k]}" for k in ("index", "nlist", "nprobe") if info.get(k) is not None)
+                thr = f"{rec['tweets_per_s']:,.0f} tweets/s ({how})" if how else f"{rec['tweets_per_s']:,.0f} tweets/s"
             load = rec.get("machine_before", {}).get("load_avg")
             status = "measured" if ok else f"**not measured**: {rec.get('reason', '')}"
             lines.append(f"| {label} | {size.get('edges') or 0:,} | {size.get('users') or 0:,} | {size.get('tweets') or 0:,} | "
@@ -568,6 +607,8 @@ def main(argv=None) -> int:
     p.add_argument("--embed-batch", type=int, default=8192, help="embed: positive edges per step (default 8192)")
     p.add_argument("--embed-dim", type=int, default=128, help="embed: dimension (default 128)")
     p.add_argument("--embed-negatives", type=int, default=100, help="embed: negatives per positive (default 100)")
+    p.add_argument("--knn-index", default=None, help="knn: --index passed to `coengage mine` (default: its own, auto)")
+    p.add_argument("--knn-nprobe", type=int, default=None, help="knn: --nprobe passed to `coengage mine` (default: its own)")
     p.add_argument("--seed", type=int, default=0, help="synth seed (default 0)")
     p.add_argument("--keep-outputs", action="store_true", help="keep pair files and graphs of the last size")
     p.add_argument("--not-run", action="append", default=[], metavar="STAGE=REASON",
@@ -575,11 +616,13 @@ def main(argv=None) -> int:
                         "extrapolation in it rests on); the stage is not run")
     p.add_argument("--embed-worker", metavar="GRAPH_DIR", help=argparse.SUPPRESS)
     p.add_argument("--steps", type=int, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--save-embeddings", default=None, help=argparse.SUPPRESS)
     p.add_argument("--markdown", action="store_true", help="print --out's table and exponents as Markdown; run nothing")
     args = p.parse_args(argv)
 
     if args.embed_worker:
-        embed_worker(args.embed_worker, args.steps, args.embed_batch, args.embed_dim, args.embed_negatives, args.seed)
+        embed_worker(args.embed_worker, args.steps, args.embed_batch, args.embed_dim, args.embed_negatives, args.seed,
+                     args.save_embeddings)
         return 0
 
     if args.markdown:
@@ -666,7 +709,7 @@ def main(argv=None) -> int:
                 msg += f" ({rec.get('reason')})"
             print(f"{label} {stage}: {msg}", flush=True)
         if not args.keep_outputs:
-            for stage in ("coengage", "walk", "spark", "spark-logs"):
+            for stage in ("coengage", "walk", "spark", "spark-logs", "knn"):
                 if stage in stages:
                     _, o = stage_commands(stage, n, Path(synth["dir"]), work, args)
                     if o is not None and o.exists():

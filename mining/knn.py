@@ -179,8 +179,11 @@ def build_faiss_index(db: np.ndarray, index: str, *, nlist: int | None = None, p
 def faiss_topk(db: np.ndarray, queries: np.ndarray, k: int, *, index: str = "faiss-ivf",
                query_ids: np.ndarray | None = None, nlist: int | None = None, nprobe: int | None = None,
                pq: int | None = None, refine: int = 4, hnsw_m: int = 32, ef_search: int | None = None,
-               seed: int = 0, batch: int = 65536, progress: bool = True, built=None) -> tuple[np.ndarray, np.ndarray]:
-    """Approximate :func:`exact_topk` with FAISS; candidates are re-scored exactly."""
+               seed: int = 0, batch: int = 65536, progress: bool = True, built=None,
+               info: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Approximate :func:`exact_topk` with FAISS; candidates are re-scored exactly.
+
+    ``info``, when given, receives the search parameters in effect (``nlist``/``nprobe`` or ``ef_search``)."""
     from tqdm.auto import tqdm
 
     if not faiss_available():
@@ -191,11 +194,15 @@ def faiss_topk(db: np.ndarray, queries: np.ndarray, k: int, *, index: str = "fai
     idx = built if built is not None else build_faiss_index(db, index, nlist=nlist, pq=pq, hnsw_m=hnsw_m, seed=seed)
     if index == "faiss-hnsw":
         idx.hnsw.efSearch = int(ef_search or max(128, 2 * fetch))
+        if info is not None:
+            info["ef_search"] = int(idx.hnsw.efSearch)
     else:
         import faiss
 
         ivf = faiss.extract_index_ivf(idx)
         ivf.nprobe = int(nprobe or max(1, min(ivf.nlist, 32)))
+        if info is not None:
+            info.update(nlist=int(ivf.nlist), nprobe=int(ivf.nprobe))
     ids_out = np.full((q, k), -1, dtype=np.int64)
     sims_out = np.full((q, k), -np.inf, dtype=np.float32)
     for s in tqdm(range(0, q, batch), desc=f"{index} kNN", unit="batch", disable=None if progress else True):
@@ -243,7 +250,7 @@ def knn_pairs(emb, *, k: int = 20, index: str = "auto", candidates=None, nlist: 
         ids, sims = exact_topk(x, x, k, query_ids=local, progress=progress)
     else:
         ids, sims = faiss_topk(x, x, k, index=used, query_ids=local, nlist=nlist, nprobe=nprobe, pq=pq,
-                               hnsw_m=hnsw_m, ef_search=ef_search, seed=seed, progress=progress)
+                               hnsw_m=hnsw_m, ef_search=ef_search, seed=seed, progress=progress, info=info)
     valid = ids >= 0
     a = np.repeat(rows, ids.shape[1]).reshape(ids.shape)[valid]
     b = rows[ids[valid]]

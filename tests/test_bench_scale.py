@@ -30,7 +30,7 @@ def test_quick_run_writes_positive_figures_per_stage_and_size(tmp_path):
     common = ("--data-dir", data, "--out", out, "--plot", png)
     _run("--quick", "--sizes", "3e3,1e4", "--stages", "build,coengage", *common)
     # a later run of another stage merges into the same file (as the 100M stages are run one by one)
-    _run("--quick", "--sizes", "1e4", "--stages", "embed", "--embed-steps", "2", *common)
+    _run("--quick", "--sizes", "1e4", "--stages", "embed,knn", "--embed-steps", "2", *common)
     res = json.loads(out.read_text())
     assert res["benchmark"] == "scale"
     assert res["machine"]["cpus"] >= 1
@@ -48,9 +48,13 @@ def test_quick_run_writes_positive_figures_per_stage_and_size(tmp_path):
         assert size["stages"]["build"]["csr_bytes"] > 0
         assert size["stages"]["coengage"]["edges_per_s"] > 0
         assert size["stages"]["coengage"]["pairs"]["written"] > 0
-    assert set(res["sizes"]["1e4"]["stages"]) == {"build", "coengage", "embed"}
+    assert set(res["sizes"]["1e4"]["stages"]) == {"build", "coengage", "embed", "knn"}
     emb = res["sizes"]["1e4"]["stages"]["embed"]["embed"]
     assert emb["steps"] == 2 and emb["edges_per_s"] > 0 and emb["finite"]
+    # knn searched the embed stage's saved tables: one query per tweet of the graph
+    knn = res["sizes"]["1e4"]["stages"]["knn"]
+    assert knn["knn_info"]["searched"] == knn["tweets"] == res["sizes"]["1e4"]["tweets"]
+    assert knn["tweets_per_s"] > 0 and knn["pairs"]["written"] > 0 and "--embeddings" in knn["command"]
     # the larger log has more edges, and the growth exponents are fitted from both sizes
     assert res["sizes"]["1e4"]["edges"] > res["sizes"]["3e3"]["edges"]
     for stage in ("build", "coengage"):

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from coengage.errors import ArtifactError
-from mining.knn import exact_topk, faiss_available, faiss_topk, knn_pairs, load_embeddings, normalize_rows
+from mining.knn import (default_nlist, exact_topk, faiss_available, faiss_topk, knn_pairs, load_embeddings,
+                         normalize_rows)
 
 sys.path.insert(0, str(Path(__file__).parent))
 from mining_fixtures import planted_graph, write_embeddings  # noqa: E402
@@ -110,3 +111,15 @@ def test_non_finite_embeddings_are_refused():
     x[2, 1] = np.nan
     with pytest.raises(ArtifactError, match="row 2"):
         normalize_rows(x)
+
+
+@pytest.mark.skipif(not faiss_available(), reason="faiss-cpu not installed (the exact path is tested above)")
+def test_knn_pairs_report_the_faiss_search_parameters_in_effect():
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(2000, 16)).astype(np.float32)
+    *_, info = knn_pairs(x, k=5, index="faiss-ivf", progress=False)
+    assert info["index"] == "faiss-ivf" and info["nlist"] == default_nlist(2000) and info["nprobe"] == min(32, info["nlist"])
+    *_, info = knn_pairs(x, k=5, index="faiss-ivf", nlist=20, nprobe=3, progress=False)
+    assert (info["nlist"], info["nprobe"]) == (20, 3)
+    *_, info = knn_pairs(x, k=5, index="faiss-hnsw", ef_search=64, progress=False)
+    assert info["ef_search"] == 64 and "nprobe" not in info
