@@ -24,6 +24,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+from numba import njit, prange
 
 from coengage.artifacts import load_manifest_file
 from coengage.errors import ArtifactError
@@ -101,6 +102,72 @@ def _sort_candidates(ids: np.ndarray, sims: np.ndarray, k: int, self_ids: np.nda
     return ids, sims
 
 
+@njit(inline="always", cache=True)
+def _better(v, j, w, i):
+    """(similarity v, id j) ranks before (w, i): higher similarity, then smaller id."""
+    return v > w or (v == w and j < i)
+
+
+@njit(parallel=True, nogil=True, cache=True)
+def _topk_rows(sims, k, self_ids, out_ids, out_sims):
+    """Per row of ``sims`` [R, n]: the k best columns by (similarity desc, column asc), skipping
+    column ``self_ids[r]`` (-1: none), best first, into ``out_ids``/``out_sims`` [R, k]; rows with
+    fewer than k columns are padded with -1 / -inf.
+
+    One pass per row with a size-k min-heap whose root is the worst kept candidate: almost every
+    column is rejected by one comparison (numpy's argpartition + sort needs several passes and
+    runs on one core)."""
+    R, n = sims.shape
+    n_chunks = min(R, 64)
+    for c in prange(n_chunks):
+        hs = np.empty(max(k, 1), np.float32)
+        hi = np.empty(max(k, 1), np.int64)
+        for r in range(R * c // n_chunks, R * (c + 1) // n_chunks):
+            me = self_ids[r]
+            size = 0
+            for j in range(n):
+                if j == me:
+                    continue
+                v = sims[r, j]
+                if size < k:  # sift up
+                    x = size
+                    size += 1
+                    while x > 0:
+                        p = (x - 1) >> 1
+                        if not _better(hs[p], hi[p], v, j):
+                            break
+                        hs[x], hi[x] = hs[p], hi[p]
+                        x = p
+                    hs[x], hi[x] = v, j
+                elif _better(v, j, hs[0], hi[0]):  # replace the worst kept; sift down
+                    x = 0
+                    while True:
+                        l = 2 * x + 1
+                        if l >= size:
+                            break
+                        m = l
+                        if l + 1 < size and _better(hs[l], hi[l], hs[l + 1], hi[l + 1]):
+                            m = l + 1
+                        if not _better(v, j, hs[m], hi[m]):  # the worse child does not rank below v: stop
+                            break
+                        hs[x], hi[x] = hs[m], hi[m]
+                        x = m
+                    hs[x], hi[x] = v, j
+            # best first (k is small: insertion sort)
+            for a in range(1, size):
+                v, j = hs[a], hi[a]
+                b = a - 1
+                while b >= 0 and _better(v, j, hs[b], hi[b]):
+                    hs[b + 1], hi[b + 1] = hs[b], hi[b]
+                    b -= 1
+                hs[b + 1], hi[b + 1] = v, j
+            for a in range(k):
+                if a < size:
+                    out_ids[r, a], out_sims[r, a] = hi[a], hs[a]
+                else:
+                    out_ids[r, a], out_sims[r, a] = -1, -np.inf
+
+
 def exact_topk(db: np.ndarray, queries: np.ndarray, k: int, *, query_ids: np.ndarray | None = None,
                block_bytes: int = 256 << 20, progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` rows of ``db`` with the largest inner product with each row of ``queries``.
@@ -114,23 +181,17 @@ def exact_topk(db: np.ndarray, queries: np.ndarray, k: int, *, query_ids: np.nda
 
     n, q = db.shape[0], queries.shape[0]
     k = int(k)
-    take = min(n, k + (1 if query_ids is not None else 0))
     ids_out = np.full((q, k), -1, dtype=np.int64)
     sims_out = np.full((q, k), -np.inf, dtype=np.float32)
-    if n == 0 or q == 0:
+    if n == 0 or q == 0 or k == 0:
         return ids_out, sims_out
+    db = np.ascontiguousarray(db, dtype=np.float32)
+    self_all = (np.full(q, -1, np.int64) if query_ids is None
+                else np.ascontiguousarray(query_ids, dtype=np.int64))
     bq = max(1, min(q, block_bytes // (4 * max(n, 1))))
     for s in tqdm(range(0, q, bq), desc="exact kNN", unit="block", disable=None if progress else True):
-        sims = queries[s:s + bq] @ db.T  # [bq, n]
-        if take < n:
-            part = np.argpartition(sims, n - take, axis=1)[:, n - take:]
-        else:
-            part = np.broadcast_to(np.arange(n), sims.shape).copy()
-        cand = np.take_along_axis(sims, part, 1)
-        self_ids = None if query_ids is None else np.asarray(query_ids[s:s + bq], dtype=np.int64)
-        ids, top = _sort_candidates(part, cand, k, self_ids)
-        ids_out[s:s + len(ids), : ids.shape[1]] = ids
-        sims_out[s:s + len(ids), : ids.shape[1]] = top
+        sims = np.ascontiguousarray(queries[s:s + bq], dtype=np.float32) @ db.T  # [bq, n]
+        _topk_rows(sims, k, self_all[s:s + bq], ids_out[s:s + bq], sims_out[s:s + bq])
     return ids_out, sims_out
 
 
@@ -188,6 +249,8 @@ def faiss_topk(db: np.ndarray, queries: np.ndarray, k: int, *, index: str = "fai
 
     if not faiss_available():
         raise ImportError("FAISS is not installed: `pip install faiss-cpu`, or use --index exact")
+    import faiss
+
     k = int(k)
     n, q = db.shape[0], queries.shape[0]
     fetch = min(n, (k + (1 if query_ids is not None else 0)) * (int(refine) if pq else 1))
@@ -197,24 +260,29 @@ def faiss_topk(db: np.ndarray, queries: np.ndarray, k: int, *, index: str = "fai
         if info is not None:
             info["ef_search"] = int(idx.hnsw.efSearch)
     else:
-        import faiss
-
         ivf = faiss.extract_index_ivf(idx)
         ivf.nprobe = int(nprobe or max(1, min(ivf.nlist, 32)))
         if info is not None:
             info.update(nlist=int(ivf.nlist), nprobe=int(ivf.nprobe))
     ids_out = np.full((q, k), -1, dtype=np.int64)
     sims_out = np.full((q, k), -np.inf, dtype=np.float32)
+    order = np.arange(q)
+    if index != "faiss-hnsw" and q > batch:
+        # queries in order of their nearest list: consecutive queries probe mostly the same lists, which
+        # then stay in cache (each query's result is unchanged; ~13% faster on 500k tweets)
+        _, assign = faiss.extract_index_ivf(idx).quantizer.search(np.ascontiguousarray(queries), 1)
+        order = np.argsort(assign.ravel(), kind="stable")
     for s in tqdm(range(0, q, batch), desc=f"{index} kNN", unit="batch", disable=None if progress else True):
-        qb = np.ascontiguousarray(queries[s:s + batch])
+        rows = order[s:s + batch]
+        qb = np.ascontiguousarray(queries[rows])
         _, cand = idx.search(qb, fetch)
         safe = np.where(cand < 0, 0, cand)
         sims = np.einsum("qd,qkd->qk", qb, db[safe])  # exact cosines of the candidates
         sims[cand < 0] = -np.inf
-        self_ids = None if query_ids is None else np.asarray(query_ids[s:s + batch], dtype=np.int64)
+        self_ids = None if query_ids is None else np.asarray(query_ids, dtype=np.int64)[rows]
         ids, top = _sort_candidates(cand, sims, k, self_ids)
-        ids_out[s:s + len(ids), : ids.shape[1]] = ids
-        sims_out[s:s + len(ids), : ids.shape[1]] = top
+        ids_out[rows, : ids.shape[1]] = ids
+        sims_out[rows, : ids.shape[1]] = top
     return ids_out, sims_out
 
 

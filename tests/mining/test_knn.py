@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from coengage.errors import ArtifactError
-from mining.knn import (default_nlist, exact_topk, faiss_available, faiss_topk, knn_pairs, load_embeddings,
-                         normalize_rows)
+from mining.knn import (build_faiss_index, default_nlist, exact_topk, faiss_available, faiss_topk, knn_pairs,
+                         load_embeddings, normalize_rows)
 
 sys.path.insert(0, str(Path(__file__).parent))
 from mining_fixtures import planted_graph, write_embeddings  # noqa: E402
@@ -123,3 +123,15 @@ def test_knn_pairs_report_the_faiss_search_parameters_in_effect():
     assert (info["nlist"], info["nprobe"]) == (20, 3)
     *_, info = knn_pairs(x, k=5, index="faiss-hnsw", ef_search=64, progress=False)
     assert info["ef_search"] == 64 and "nprobe" not in info
+
+
+@pytest.mark.skipif(not faiss_available(), reason="faiss-cpu not installed (the exact path is tested above)")
+def test_faiss_results_do_not_depend_on_the_query_batches_or_their_order():
+    # with more queries than a batch, queries are searched in order of their nearest IVF list
+    rng = np.random.default_rng(4)
+    x, _ = normalize_rows(rng.normal(size=(3000, 16)).astype(np.float32))
+    idx = build_faiss_index(x, "faiss-ivf", nlist=30)
+    one = faiss_topk(x, x, 7, query_ids=np.arange(3000), nprobe=5, progress=False, built=idx)
+    many = faiss_topk(x, x, 7, query_ids=np.arange(3000), nprobe=5, progress=False, built=idx, batch=128)
+    assert np.array_equal(one[0], many[0]) and np.array_equal(one[1], many[1])
+    assert not (many[0] == np.arange(3000)[:, None]).any() and (many[0] >= 0).all()
