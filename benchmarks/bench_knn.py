@@ -59,7 +59,9 @@ def main(argv=None) -> int:
     p.add_argument("--noise", type=float, default=0.6, help="per-coordinate noise around a cluster centre (default 0.6)")
     p.add_argument("--sample", type=int, default=1000, help="queries the exact search is timed on (default 1000)")
     p.add_argument("--k", type=int, default=10, help="neighbours per query (default 10)")
-    p.add_argument("--nprobes", default="4,8,16,32,64", help="IVF nprobe values tried (default 4,8,16,32,64)")
+    p.add_argument("--nprobes", default="1,2,4,8,16,32,64",
+                   help="IVF nprobe values tried, smallest first; the first to reach --target-recall on the sample "
+                        "runs all queries (default 1,2,4,8,16,32,64)")
     p.add_argument("--target-recall", type=float, default=0.95, help="recall@k the full run must reach (default 0.95)")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)

@@ -320,7 +320,9 @@ def embed_worker(graph_dir: str, steps: int, batch_size: int, dim: int, negative
     if save_to:
         from graph.embed.io import write_embeddings
 
-        write_embeddings(save_to, **tw.arrays(), graph_fingerprint=g.fingerprint, relations=list(g.relations),
+        # the tables themselves, not tw.arrays()'s copies: the stage's peak RSS stays the training's
+        write_embeddings(save_to, user=tw.user.weight.numpy(), tweet=tw.tweet.weight.numpy(),
+                         relation=tw.relation.detach().numpy(), graph_fingerprint=g.fingerprint, relations=list(g.relations),
                          config=cfg.to_dict(), metrics={},
                          extra={"note": f"bench_scale: {steps} training steps only, for timing the knn stage"})
 
