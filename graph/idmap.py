@@ -78,6 +78,12 @@ def _mix(h):
     return h
 
 
+@njit(nogil=True, cache=True, inline="always")
+def _home(h, mask):
+    """A hash's first slot: bits 1 and up (bit 0 is always set, see :func:`_hash`)."""
+    return (h >> np.int64(1)) & mask
+
+
 @njit(nogil=True, cache=True)
 def _hash(data, a, b):
     """64-bit hash of ``data[a:b]``, 8 bytes at a time; never 0 (0 marks an empty slot)."""
@@ -136,17 +142,17 @@ def _encode(data, offsets, valid, has_valid, start, slots, store, uoff, blank, s
     for q in range(start, min(start + _AHEAD, n)):
         h = _hash(data, offsets[q], offsets[q + 1])
         ring[q & rmask] = h
-        _prefetch(slots, 2 * (h & mask))
+        _prefetch(slots, 2 * _home(h, mask))
     for r in range(start, n):
         q = r + _AHEAD
         if q < n:
             h = _hash(data, offsets[q], offsets[q + 1])
             ring[q & rmask] = h
-            _prefetch(slots, 2 * (h & mask))
+            _prefetch(slots, 2 * _home(h, mask))
         q = r + _AHEAD2
         if q < n:
             h = ring[q & rmask]
-            i = h & mask
+            i = _home(h, mask)
             if slots[2 * i] == h:
                 _prefetch(store, slots[2 * i + 1] >> _OFF_SHIFT)
         if has_valid and not valid[r]:
@@ -156,7 +162,7 @@ def _encode(data, offsets, valid, has_valid, start, slots, store, uoff, blank, s
         b = offsets[r + 1]
         length = b - a
         h = ring[r & rmask]
-        i = h & mask
+        i = _home(h, mask)
         while True:
             s = slots[2 * i]
             if s == 0:  # a new id
@@ -202,17 +208,25 @@ def _encode(data, offsets, valid, has_valid, start, slots, store, uoff, blank, s
 
 
 @njit(nogil=True, cache=True)
-def _rehash(store, uoff, blank, n_ids, slots):
+def _rehash(old, slots):
+    """Move every entry of the slot array ``old`` into the larger, empty ``slots``.
+
+    A slot keeps its full hash, so nothing is re-hashed and the id bytes are not read: the old
+    array is scanned in order and each entry's new home is prefetched ``_AHEAD`` entries early.
+    """
     mask = np.int64(len(slots) // 2 - 1)
-    for j in range(n_ids):
-        p = uoff[j] + 4
-        length = uoff[j + 1] - p
-        h = _hash(store, p, p + length)
-        i = h & mask
-        while slots[2 * i] != 0:
-            i = (i + 1) & mask
-        slots[2 * i] = h
-        slots[2 * i + 1] = (p << _OFF_SHIFT) | (_FLAG_BIT if blank[j] != 0 else 0) | min(length, _LEN_MAX)
+    n_old = len(old) // 2
+    for s in range(n_old + _AHEAD):
+        if s < n_old and old[2 * s] != 0:
+            _prefetch(slots, 2 * _home(old[2 * s], mask))
+        r = s - _AHEAD
+        if r >= 0 and old[2 * r] != 0:
+            h = old[2 * r]
+            i = _home(h, mask)
+            while slots[2 * i] != 0:
+                i = (i + 1) & mask
+            slots[2 * i] = h
+            slots[2 * i + 1] = old[2 * r + 1]
 
 
 @njit(nogil=True, cache=True)
@@ -292,8 +306,9 @@ class IdTable:
             cap = 2 * len(self._blank)
             self._uoff = np.resize(self._uoff, cap + 1)
             self._blank = np.resize(self._blank, cap)
-            self._slots = np.zeros(2 * len(self._slots), np.int64)
-            _rehash(self._store, self._uoff, self._blank, n_ids, self._slots)
+            old, self._slots = self._slots, np.zeros(2 * len(self._slots), np.int64)
+            _rehash(old, self._slots)
+            del old
         if n_bytes + need_bytes + 4 > len(self._store):
             self._store = np.resize(self._store, max(2 * len(self._store), n_bytes + need_bytes + 4))
 
