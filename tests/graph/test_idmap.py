@@ -67,3 +67,18 @@ def test_dictionary_input_gives_the_codes_and_order_of_plain_strings(seed):
         np.testing.assert_array_equal(got, ref)
     assert fast.ids().equals(plain.ids())
     assert (got == -1).any()
+
+
+def test_type_column_blanks_follow_the_id_tables_rule():
+    """encode_ids (the engagement-type column) and IdTable call the same values blank."""
+    from graph.build import encode_ids
+
+    values = ["fav", " ", "\t\n", "", "\u3000", " \u00a0 ", "x\u3000", "\x1c", None, "reply "]
+    ids = IdTable(16).encode(pa.array(values))
+    codes, dictionary = encode_ids(pa.array(values))
+    assert ((ids == -1) == (codes == -1)).all(), (ids, codes)
+    assert (codes == -1).sum() == 6  # " ", "\t\n", "", ideographic space, nbsp, None; not "\x1c"
+    assert dictionary.to_pylist()[codes[0]] == "fav" and dictionary.to_pylist()[codes[-1]] == "reply "
+    # the same through a dictionary-encoded column (how Parquet type columns are read)
+    codes_d, _ = encode_ids(pa.array(values).dictionary_encode())
+    assert ((codes_d == -1) == (codes == -1)).all()
