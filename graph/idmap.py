@@ -68,6 +68,39 @@ def _prefetch(typingctx, arr, idx):
     return sig, codegen
 
 
+@intrinsic
+def _load_u64(typingctx, arr, idx):
+    """The 8 bytes ``arr[idx:idx+8]`` of a uint8 array as one unaligned load in the machine's byte
+    order (hashes only need to agree within a process); the caller keeps ``idx + 8 <= len(arr)``."""
+    if not isinstance(arr, types.Array) or arr.ndim != 1 or not isinstance(idx, types.Integer):
+        return None
+    sig = types.uint64(arr, idx)
+
+    def codegen(context, builder, signature, args):
+        aryty, idxty = signature.args
+        ary = context.make_array(aryty)(context, builder, args[0])
+        i = context.cast(builder, args[1], idxty, types.intp)
+        ptr = cgutils.get_item_pointer(context, builder, aryty, ary, [i], wraparound=False)
+        return builder.load(builder.bitcast(ptr, ir.IntType(64).as_pointer()), align=1)
+
+    return sig, codegen
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _same_bytes(x, p, y, a, n):
+    """``x[p:p+n] == y[a:a+n]``, 8 bytes at a time."""
+    k = 0
+    while k + 8 <= n:
+        if _load_u64(x, p + k) != _load_u64(y, a + k):
+            return False
+        k += 8
+    while k < n:
+        if x[p + k] != y[a + k]:
+            return False
+        k += 1
+    return True
+
+
 @njit(nogil=True, cache=True, inline="always")
 def _mix(h):
     h ^= h >> np.uint64(33)
@@ -90,10 +123,7 @@ def _hash(data, a, b):
     h = np.uint64(0x9E3779B97F4A7C15) ^ np.uint64(b - a)
     i = a
     while i + 8 <= b:
-        w = np.uint64(0)
-        for k in range(8):
-            w |= np.uint64(data[i + k]) << np.uint64(8 * k)
-        h = _mix(h ^ w)
+        h = _mix(h ^ _load_u64(data, i))
         i += 8
     if i < b:
         w = np.uint64(0)
@@ -193,12 +223,7 @@ def _encode(data, offsets, valid, has_valid, start, slots, store, uoff, blank, s
                 if m == _LEN_MAX:
                     m = uoff[j + 1] - p
                 if m == length:
-                    same = True
-                    for k in range(length):
-                        if store[p + k] != data[a + k]:
-                            same = False
-                            break
-                    if same:
+                    if _same_bytes(store, p, data, a, length):
                         codes[r] = -1 if (w & _FLAG_BIT) != 0 and blank[j] == 1 else j
                         break
             i = (i + 1) & mask

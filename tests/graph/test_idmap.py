@@ -82,3 +82,20 @@ def test_type_column_blanks_follow_the_id_tables_rule():
     # the same through a dictionary-encoded column (how Parquet type columns are read)
     codes_d, _ = encode_ids(pa.array(values).dictionary_encode())
     assert ((codes_d == -1) == (codes == -1)).all()
+
+
+def test_ids_differing_in_any_single_byte_get_different_codes():
+    """Word-at-a-time hashing and comparison: a difference in any byte position, in a full
+    8-byte word or in the tail, makes a different id; equal ids map to one code."""
+    values = []
+    for n in (1, 7, 8, 9, 15, 16, 17, 24, 31):
+        base = "a" * n
+        values.append(base)
+        for pos in range(n):
+            values.append(base[:pos] + "b" + base[pos + 1:])
+    arr = pa.array(values + values[::-1])  # each id twice
+    codes = IdTable(16).encode(arr)  # small table: grows several times on the way
+    first, again = codes[:len(values)], codes[len(values):][::-1]
+    assert np.array_equal(first, again)
+    assert len(np.unique(first)) == len(values) == len(set(values))
+    assert np.array_equal(first, np.arange(len(values)))  # numbered by first appearance
