@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Sequence
 
@@ -573,11 +574,11 @@ def write_graph(
     ut, merged = _user_tweet_csr(rows, nu, nt, nr)
     e, tm = ut.etype, ut.time
     n_edges = ut.n_edges
+    # the fingerprint's sha256 passes (hashlib releases the GIL) run beside the writes below
+    hashing = ThreadPoolExecutor(max_workers=1)
+    arrays_hash = hashing.submit(_hash_arrays, ut.indptr, ut.indices, ut.etype, ut.time, ut.count)
     text_frame, text_stats = attach_texts(texts, tweet_ids.to_numpy(zero_copy_only=False) if texts is not None else tweet_ids)
     num_edges = {r: int(n) for r, n in zip(relations, np.bincount(e, minlength=nr))}
-    fingerprint = _hash_arrays(ut.indptr, ut.indices, ut.etype, ut.time, ut.count)
-    fingerprint = _hash_strings([fingerprint, _hash_id_array(user_ids), _hash_id_array(tweet_ids), relations,
-                                 _hash_strings(text_frame["text"]) if len(text_frame) else ""])
     manifest = {
         "kind": KIND,
         "schema_version": SCHEMA_VERSION,
@@ -590,7 +591,6 @@ def write_graph(
         "dropped": dict(dropped or {}),
         "texts": text_stats,
         "time_range": [int(tm.min()), int(tm.max())],
-        "fingerprint": fingerprint,
     }
     manifest.update(extra or {})
     with atomic_dir(out) as tmp:
@@ -612,6 +612,10 @@ def write_graph(
             from graph.split import write_heldout
 
             manifest["split"] = write_heldout(tmp, update_manifest=False, **heldout)
+        manifest["fingerprint"] = _hash_strings([
+            arrays_hash.result(), _hash_id_array(user_ids), _hash_id_array(tweet_ids), relations,
+            _hash_strings(text_frame["text"]) if len(text_frame) else ""])
+        hashing.shutdown()
         manifest["files"] = sorted(str(p.relative_to(tmp)) for p in tmp.rglob("*") if p.is_file()) + ["manifest.json"]
         write_json(tmp / "manifest.json", manifest)
     log.info("wrote graph %s: %d users, %d tweets, %d edges", out, nu, nt, n_edges)

@@ -102,6 +102,14 @@ def test_parallel_parts_give_the_serial_result(monkeypatch, seed):
     ref = _reference(u, t, e, tm, c)
     np.testing.assert_array_equal(parts[0].count, ref["c"])
     np.testing.assert_array_equal(parts[0].time, ref["tm"])
+    # the edges grouped by type for graph.dgl: a stable sort by etype of the user-ordered edges
+    ut = parts[0]
+    bounds, src, dst, t_out, c_out = writer._edges_by_type(ut, 3)
+    rows = np.repeat(np.arange(50), np.diff(ut.indptr))
+    order = np.argsort(ut.etype, kind="stable")
+    np.testing.assert_array_equal(bounds, np.concatenate([[0], np.cumsum(np.bincount(ut.etype, minlength=3))]))
+    for got, want in ((src, rows), (dst, ut.indices), (t_out, ut.time), (c_out, ut.count)):
+        np.testing.assert_array_equal(got, np.asarray(want)[order])
 
 
 def test_id_array_hash_equals_string_hash():
