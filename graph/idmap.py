@@ -46,44 +46,48 @@ _FLAG_BIT = np.int64(1 << 24)  # the id is blank or may be (look at ``blank``)
 _REAL, _BLANK, _MAYBE = 0, 1, 2  # blank flag of a distinct id (_MAYBE: whitespace + non-ASCII bytes)
 
 
+def _is_vector_index(arr, idx) -> bool:
+    return isinstance(arr, types.Array) and arr.ndim == 1 and isinstance(idx, types.Integer)
+
+
+def _element_pointer(context, builder, signature, args):
+    """LLVM pointer to ``arr[idx]`` for an intrinsic called as ``f(arr, idx)`` (no wraparound)."""
+    aryty, idxty = signature.args
+    ary = context.make_array(aryty)(context, builder, args[0])
+    i = context.cast(builder, args[1], idxty, types.intp)
+    return cgutils.get_item_pointer(context, builder, aryty, ary, [i], wraparound=False)
+
+
 @intrinsic
 def _prefetch(typingctx, arr, idx):
     """Hint the CPU to load ``arr[idx]`` into the cache (llvm.prefetch; no effect on results)."""
-    if not isinstance(arr, types.Array) or arr.ndim != 1 or not isinstance(idx, types.Integer):
+    if not _is_vector_index(arr, idx):
         return None
-    sig = types.void(arr, idx)
 
     def codegen(context, builder, signature, args):
-        aryty, idxty = signature.args
-        ary = context.make_array(aryty)(context, builder, args[0])
-        i = context.cast(builder, args[1], idxty, types.intp)
-        ptr = cgutils.get_item_pointer(context, builder, aryty, ary, [i], wraparound=False)
         i8p = ir.IntType(8).as_pointer()
         i32 = ir.IntType(32)
         fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]),
                                             "llvm.prefetch.p0i8")
+        ptr = _element_pointer(context, builder, signature, args)
         builder.call(fn, [builder.bitcast(ptr, i8p), ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)])
         return context.get_dummy_value()
 
-    return sig, codegen
+    return types.void(arr, idx), codegen
 
 
 @intrinsic
 def _load_u64(typingctx, arr, idx):
     """The 8 bytes ``arr[idx:idx+8]`` of a uint8 array as one unaligned load in the machine's byte
     order (hashes only need to agree within a process); the caller keeps ``idx + 8 <= len(arr)``."""
-    if not isinstance(arr, types.Array) or arr.ndim != 1 or not isinstance(idx, types.Integer):
+    if not _is_vector_index(arr, idx):
         return None
-    sig = types.uint64(arr, idx)
 
     def codegen(context, builder, signature, args):
-        aryty, idxty = signature.args
-        ary = context.make_array(aryty)(context, builder, args[0])
-        i = context.cast(builder, args[1], idxty, types.intp)
-        ptr = cgutils.get_item_pointer(context, builder, aryty, ary, [i], wraparound=False)
+        ptr = _element_pointer(context, builder, signature, args)
         return builder.load(builder.bitcast(ptr, ir.IntType(64).as_pointer()), align=1)
 
-    return sig, codegen
+    return types.uint64(arr, idx), codegen
 
 
 @njit(nogil=True, cache=True, inline="always")
