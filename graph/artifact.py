@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from coengage.artifacts import read_manifest
+from coengage.artifacts import read_manifest, read_parquet
 from coengage.errors import ArtifactError
 
 KIND = "coengage.graph"
@@ -164,9 +164,7 @@ class GraphArtifact:
 
     def texts(self, columns: list[str] | None = None):
         """The texts table as a pandas DataFrame (columns node, tweet_id, text, labels...)."""
-        import pandas as pd
-
-        return pd.read_parquet(self.path / "texts.parquet", columns=columns)
+        return read_parquet(self.path / "texts.parquet", columns=columns)
 
     def dgl_graph(self):
         """The DGL heterograph (imports dgl; not for mining/ or lm/)."""

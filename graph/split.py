@@ -35,7 +35,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from coengage.artifacts import atomic_dir, combine_fingerprints, file_fingerprint, read_manifest, write_json
+from coengage.artifacts import atomic_dir, combine_fingerprints, file_fingerprint, read_manifest, read_parquet, write_json
 from coengage.errors import ArtifactError, InputError
 
 log = logging.getLogger(__name__)
@@ -192,8 +192,6 @@ def write_heldout(directory: str | os.PathLike, engagements, texts, *, seed: int
 
 def load_heldout(graph_dir: str | os.PathLike) -> Heldout:
     """Read ``GRAPH_DIR/heldout/``; a graph built without a split is refused with what to do."""
-    import pandas as pd
-
     graph_dir = Path(graph_dir)
     manifest = read_manifest(graph_dir, kind="coengage.graph")
     info = manifest.get("split")
@@ -209,7 +207,7 @@ def load_heldout(graph_dir: str | os.PathLike) -> Heldout:
         path = where / f"{name}.parquet"
         if not path.exists():
             raise ArtifactError(f"{graph_dir}: missing {HELDOUT_DIR}/{name}.parquet; the artifact is incomplete, rebuild it")
-        frame = pd.read_parquet(path)
+        frame = read_parquet(path)
         missing = [c for c in cols if c not in frame.columns]
         if missing:
             raise ArtifactError(f"{path}: missing columns {missing}; expected {list(cols)}")
@@ -254,7 +252,7 @@ def _read_pair_ids(path: Path, pd):
         return pd.read_csv(path, sep="\t", usecols=["tweet_a", "tweet_b"], dtype=str)
     if ".jsonl" in name:
         return pd.read_json(path, lines=True, dtype={"tweet_a": str, "tweet_b": str})[["tweet_a", "tweet_b"]]
-    return pd.read_parquet(path, columns=["tweet_a", "tweet_b"])
+    return read_parquet(path, columns=["tweet_a", "tweet_b"])
 
 
 def split_log(engagements, texts, *, item_col: str = "tweet_id", text_id_col: str | None = None, seed: int = 0,

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from coengage.artifacts import file_fingerprint, parts_fingerprint
+from coengage.artifacts import file_fingerprint, parts_fingerprint, read_parquet
 from coengage.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,7 @@ def read_table(path: str | os.PathLike, columns=None):
     fmt = _format(path)
     try:
         if fmt == "parquet":
-            df = pd.read_parquet(path)
+            df = read_parquet(path)
         elif fmt in ("tsv", "csv"):
             df = pd.read_csv(path, sep="\t" if fmt == "tsv" else ",", dtype=str, keep_default_na=False)
         else:

@@ -23,7 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from coengage.artifacts import atomic_file, file_fingerprint, parts_fingerprint, load_manifest_file, now_iso, write_json
+from coengage.artifacts import (atomic_file, file_fingerprint, load_manifest_file, now_iso, parts_fingerprint, read_parquet,
+                                write_json)
 from coengage.errors import ArtifactError, InputError
 
 KIND = "coengage.pairs"
@@ -152,7 +153,7 @@ def read_pairs(path: str | os.PathLike, fmt: str | None = None, columns: list[st
     strings = {c: str for c in ("tweet_a", "tweet_b", "method", "text_a", "text_b")}
     try:
         if fmt == "parquet":
-            frame = pd.read_parquet(path, columns=columns)
+            frame = read_parquet(path, columns=columns)
         elif fmt == "tsv":
             frame = pd.read_csv(path, sep="\t", dtype=strings, keep_default_na=False, usecols=columns)
         else:

@@ -56,7 +56,7 @@ import numba
 import numpy as np
 from numba import get_num_threads, njit, prange
 
-from mining.rng import GOLDEN, hash3, mix64, next_below, next_float, prefetch, stream_seed, u64_to_unit
+from mining.rng import GOLDEN, hash3, next_below, next_float, prefetch, stream_seed, u64_to_unit
 
 log = logging.getLogger(__name__)
 

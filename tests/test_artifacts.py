@@ -94,3 +94,37 @@ def test_file_fingerprint_sees_edits_in_the_middle_of_small_files_and_ends_of_la
 def test_combine_fingerprints_is_order_sensitive_and_key_order_insensitive():
     assert combine_fingerprints({"a": 1, "b": 2}) == combine_fingerprints({"b": 2, "a": 1})
     assert combine_fingerprints("x", "y") != combine_fingerprints("y", "x")
+
+
+def test_read_parquet_equals_pandas_for_files_parts_and_columns(tmp_path):
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from coengage.artifacts import read_parquet
+
+    df = pd.DataFrame({"tweet_id": ["a", "b", None], "n": [1, 2, 3], "x": [0.5, None, 2.0]})
+    df.to_parquet(tmp_path / "t.parquet", index=False)
+    pd.testing.assert_frame_equal(read_parquet(tmp_path / "t.parquet"), pd.read_parquet(tmp_path / "t.parquet"))
+    pd.testing.assert_frame_equal(read_parquet(tmp_path / "t.parquet", columns=["n"]),
+                                  pd.read_parquet(tmp_path / "t.parquet", columns=["n"]))
+    parts = tmp_path / "parts"
+    parts.mkdir()
+    for i in range(2):  # a directory of parts, as Spark writes
+        pq.write_table(pa.table({"tweet_a": [f"a{i}"], "score": [float(i)]}), parts / f"part-{i}.parquet")
+    pd.testing.assert_frame_equal(read_parquet(parts), pd.read_parquet(parts))
+
+
+def test_library_code_reads_parquet_through_the_path_not_a_python_file():
+    """pandas.read_parquet hands pyarrow a Python file object; with torch loaded the process can
+    abort at exit (SIGABRT) while pyarrow's I/O threads wind down. Library code uses
+    coengage.artifacts.read_parquet instead."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    offenders = [f"{p.relative_to(root)}:{i}" for pkg in ("coengage", "graph", "mining", "lm")
+                 for p in sorted((root / pkg).rglob("*.py"))
+                 for i, line in enumerate(p.read_text().splitlines(), 1) if re.search(r"\bread_parquet\(", line)
+                 and "def read_parquet" not in line and not re.search(r"(?<![\w.])read_parquet\(", line)]
+    assert not offenders, f"use coengage.artifacts.read_parquet, not pandas': {offenders}"
