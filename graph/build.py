@@ -34,7 +34,7 @@ from coengage.artifacts import file_fingerprint
 from coengage.errors import ArtifactError, InputError
 from graph import ingest
 from graph.artifact import KIND, GraphArtifact
-from graph.idmap import IdTable
+from graph.idmap import IdTable, is_blank_id
 
 log = logging.getLogger(__name__)
 
@@ -215,16 +215,6 @@ def _single_array(col) -> pa.Array:
     return col
 
 
-def _is_blank(value: str | None) -> bool:
-    """Null, empty or whitespace-only, by the id tables' rule (graph.idmap): ASCII space and
-    \\t\\n\\v\\f\\r, and Unicode whitespace (``str.strip``) in ids with non-ASCII characters.
-    (Python, not ``pyarrow.compute.utf8_trim_whitespace``: its first call costs ~0.15 s of
-    set-up, more than a type column's whole dictionary takes.)"""
-    if value is None:
-        return True
-    return (value.strip(" \t\n\v\f\r") if value.isascii() else value.strip()) == ""
-
-
 def encode_ids(col) -> tuple[np.ndarray, pa.Array]:
     """Chunk-local ids: ``(codes int32 with -1 for null/blank ids, dictionary of string ids)``."""
     arr = _single_array(col)
@@ -241,7 +231,9 @@ def encode_ids(col) -> tuple[np.ndarray, pa.Array]:
     if indices.null_count:
         indices = pc.fill_null(indices, -1)
     codes = indices.to_numpy(zero_copy_only=False).astype(np.int32, copy=False)
-    blank = np.array([_is_blank(v) for v in dictionary.to_pylist()], dtype=bool)
+    # the id tables' rule, in Python (pyarrow's utf8_trim_whitespace costs ~0.15 s of set-up on
+    # its first call, more than a type column's whole dictionary takes)
+    blank = np.array([is_blank_id(v) for v in dictionary.to_pylist()], dtype=bool)
     if blank.any():
         remap = np.arange(len(dictionary) + 1, dtype=np.int32)
         remap[:-1][blank] = -1

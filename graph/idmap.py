@@ -292,6 +292,14 @@ def _gather_codes(indices, lut, codes):
         codes[i] = -1 if c < 0 else lut[c]
 
 
+def is_blank_id(value: str | None) -> bool:
+    """Null, empty or whitespace-only: ASCII space and \\t\\n\\v\\f\\r (what :func:`_blank_flag`
+    tests byte by byte), and Unicode whitespace (``str.strip``) in ids with non-ASCII characters."""
+    if value is None:
+        return True
+    return (value.strip(" \t\n\v\f\r") if value.isascii() else value.strip()) == ""
+
+
 def _string_array(arr: pa.Array) -> pa.Array:
     """``arr`` as strings: integers become decimal strings; floating-point ids are refused."""
     t = arr.type
@@ -397,7 +405,7 @@ class IdTable:
         now_blank = []
         for j in maybe.tolist():
             text = bytes(self._store[self._uoff[j] + 4:self._uoff[j + 1]]).decode("utf-8", "replace")
-            self._blank[j] = _BLANK if text.strip() == "" else _REAL
+            self._blank[j] = _BLANK if is_blank_id(text) else _REAL
             if self._blank[j] == _BLANK:
                 now_blank.append(j)
         if now_blank:

@@ -249,13 +249,9 @@ def _emit(keys, vals, used, n_used, heap, top_k, min_visits, out_b, out_s, base)
 
 
 @njit(cache=True)
-def _count_emit(vis, lo, n, keys, vals, used, heap, top_k, min_visits, out_b, out_s, base):
-    """Count the visits ``vis[lo:lo+n]`` of one query and write its top-k at ``out_*[base:]``."""
-    shift = np.uint64(64)
-    m = len(keys)
-    while m > 1:  # 64 - log2(table size)
-        m >>= 1
-        shift -= np.uint64(1)
+def _count_emit(vis, lo, n, keys, vals, used, shift, heap, top_k, min_visits, out_b, out_s, base):
+    """Count the visits ``vis[lo:lo+n]`` of one query and write its top-k at ``out_*[base:]``;
+    ``shift`` = 64 - log2(len(keys)) (see :func:`_visit`)."""
     n_used = 0
     for i in range(lo, lo + n):
         n_used = _visit(keys, vals, used, n_used, vis[i], shift)
@@ -445,7 +441,7 @@ def _reject_user_edge(w, state, stage, tries, jj, uu, isk, ut_indptr, ut_indices
 @njit(parallel=True, nogil=True, cache=True)
 def _walk_pool(queries, tu_indptr, tu_indices, tu_etype, ut_indptr, ut_indices, ut_etype, k_slot, k_ptr, k_tweet,
                k_etype, wn, uniform, check_rows, cap, mode, seed, n_walks, length, restart_prob, top_k, min_visits,
-               W, n_slots, table_size, n_chunks, out_b, out_s, out_n):
+               W, n_slots, table_bits, n_chunks, out_b, out_s, out_n):
     """Walk from each query; top-k visits of query i go to ``out_*[i*top_k:]``; returns the hops.
 
     ``prange`` over chunks of queries. In a chunk, W walkers take walks (of consecutive queries)
@@ -460,9 +456,10 @@ def _walk_pool(queries, tu_indptr, tu_indices, tu_etype, ut_indptr, ut_indices, 
     L = n_walks * length  # most visits one query can collect
     hops_per_chunk = np.zeros(n_chunks, dtype=np.int64)
     for c in prange(n_chunks):
-        keys = np.full(table_size, -1, dtype=np.int32)
-        vals = np.zeros(table_size, dtype=np.int32)
-        used = np.empty(table_size, dtype=np.int64)
+        keys = np.full(1 << table_bits, -1, dtype=np.int32)
+        vals = np.zeros(1 << table_bits, dtype=np.int32)
+        used = np.empty(1 << table_bits, dtype=np.int64)
+        shift = np.uint64(64 - table_bits)
         heap = np.empty(max(top_k, 1), dtype=np.int64)
         vis = np.empty(n_slots * L, dtype=np.int32)
         vcnt = np.zeros(n_slots, dtype=np.int64)
@@ -493,7 +490,7 @@ def _walk_pool(queries, tu_indptr, tu_indices, tu_etype, ut_indptr, ut_indices, 
                     rem[s] -= 1
                     if rem[s] == 0:
                         qi = sq[s]
-                        out_n[qi] = _count_emit(vis, s * L, vcnt[s], keys, vals, used, heap, top_k, min_visits,
+                        out_n[qi] = _count_emit(vis, s * L, vcnt[s], keys, vals, used, shift, heap, top_k, min_visits,
                                                 out_b, out_s, qi * top_k)
                         sq[s] = -1
                     stage[w] = _IDLE
@@ -588,14 +585,15 @@ def _walk_pool(queries, tu_indptr, tu_indices, tu_etype, ut_indptr, ut_indices, 
 @njit(parallel=True, nogil=True, cache=True)
 def _walk_plain_block(queries, tu_indptr, tu_indices, tu_etype, ut_indptr, ut_indices, ut_etype, k_slot, k_ptr,
                       k_tweet, k_etype, wn, uniform, check_rows, cap, mode, seed, n_walks, length, restart_prob, top_k,
-                      min_visits, table_size, n_chunks, out_b, out_s, out_n):
+                      min_visits, table_bits, n_chunks, out_b, out_s, out_n):
     """The reference: each query's walks one after the other (``walkers_in_flight=1``)."""
     nq = len(queries)
     hops_per_chunk = np.zeros(n_chunks, dtype=np.int64)
     for c in prange(n_chunks):
-        keys = np.full(table_size, -1, dtype=np.int32)
-        vals = np.zeros(table_size, dtype=np.int32)
-        used = np.empty(table_size, dtype=np.int64)
+        keys = np.full(1 << table_bits, -1, dtype=np.int32)
+        vals = np.zeros(1 << table_bits, dtype=np.int32)
+        used = np.empty(1 << table_bits, dtype=np.int64)
+        shift = np.uint64(64 - table_bits)
         heap = np.empty(max(top_k, 1), dtype=np.int64)
         vis = np.empty(n_walks * length, dtype=np.int32)
         state = np.zeros(1, dtype=np.uint64)
@@ -612,7 +610,7 @@ def _walk_plain_block(queries, tu_indptr, tu_indices, tu_etype, ut_indptr, ut_in
                                     k_ptr, k_tweet, k_etype, wn, uniform, cap, mode, seed, n_walks, length,
                                     restart_prob, vis)
             hops += h
-            out_n[qi] = _count_emit(vis, 0, n_vis, keys, vals, used, heap, top_k, min_visits, out_b, out_s,
+            out_n[qi] = _count_emit(vis, 0, n_vis, keys, vals, used, shift, heap, top_k, min_visits, out_b, out_s,
                                     qi * top_k)
         hops_per_chunk[c] = hops
     return hops_per_chunk.sum()
@@ -634,10 +632,6 @@ def _compact(out_n, top_k, out_b, out_s):
             out_s[k] = out_s[base + j]
             k += 1
     return k
-
-
-def _next_pow2(n: int) -> int:
-    return 1 << max(4, int(n - 1).bit_length())
 
 
 @njit(parallel=True, nogil=True, cache=True)
@@ -810,7 +804,8 @@ def run_walks(tu_indptr, tu_indices, tu_etype, ut_indptr, ut_indices, ut_etype, 
     W = int(walkers_in_flight)
     # visit slots: queries whose walks may be in flight at once (a slot is reused round-robin)
     n_slots = min(2 * W + 4, 4 + -(-4 * W // int(walks_per_query)))
-    table_size = _next_pow2(2 * walks_per_query * walk_length + 1)
+    # visit table: a power of two >= 2 * (most visits of one query) + 1, at least 16 slots
+    table_bits = max(4, int(2 * walks_per_query * walk_length).bit_length())
     threads = get_num_threads()
     block = int(block_size or max(16384, 8192 * threads))
     out_a, out_b, out_s = [], [], []
@@ -831,9 +826,9 @@ def run_walks(tu_indptr, tu_indices, tu_etype, ut_indptr, ut_indices, ut_etype, 
                           k_tweet, k_etype, wn, uniform, check_rows, cap, mode, int(seed), int(walks_per_query),
                           int(walk_length), float(restart_prob), int(top_k), int(min_visits))
                 if W == 1:
-                    hops += int(_walk_plain_block(*common, table_size, n_chunks, ob, osc, on))
+                    hops += int(_walk_plain_block(*common, table_bits, n_chunks, ob, osc, on))
                 else:
-                    hops += int(_walk_pool(*common, W, n_slots, table_size, n_chunks, ob, osc, on))
+                    hops += int(_walk_pool(*common, W, n_slots, table_bits, n_chunks, ob, osc, on))
                 n_out = _compact(on, top_k, ob, osc)
                 out_a.append(np.repeat(qb.astype(np.int32), on))
                 out_b.append(ob[:n_out])
