@@ -246,6 +246,8 @@ def main(argv=None) -> int:
     p.add_argument("--tweets", type=int, default=2000)
     p.add_argument("--pairs", type=int, default=4000)
     p.add_argument("--no-gpu", action="store_true", help="skip the GPU measurement even when CUDA is present")
+    p.add_argument("--no-cpu", action="store_true",
+                   help="skip the CPU measurement; the cpu section of an existing --out file is kept")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "lm.json"))
     args = p.parse_args(argv)
     if args.quick:
@@ -254,14 +256,30 @@ def main(argv=None) -> int:
     import logging
 
     logging.basicConfig(level=logging.WARNING)
-    cpu = measure(args, "cpu", "tiny", {})
+    if args.no_cpu and args.no_gpu:
+        p.error("--no-cpu and --no-gpu leave nothing to measure")
+    if args.no_cpu and not torch.cuda.is_available():
+        p.error("--no-cpu needs a CUDA device (torch.cuda.is_available() is False)")
+    previous = json.loads(Path(args.out).read_text()) if Path(args.out).exists() else {}
+    cpu = previous.get("cpu") if args.no_cpu else measure(args, "cpu", "tiny", {})
     gpu = None
     if torch.cuda.is_available() and not args.no_gpu:
         gargs = argparse.Namespace(**{**vars(args), "batch_size": args.gpu_batch_size, "steps": args.gpu_steps})
         gpu = measure(gargs, "cuda", "base", {"vocab_size": 30522})
-    result = {"benchmark": "lm", "quick": args.quick, "threads": args.threads, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-              "torch": torch.__version__, "load_avg_1m": os.getloadavg()[0], "cpu": cpu,
-              "tokens_per_s": cpu["ours"]["tokens_per_s"], "baseline_tokens_per_s": cpu["baseline"]["tokens_per_s"],
+        gpu["torch"], gpu["transformers"] = torch.__version__, __import__("transformers").__version__
+    elif args.no_gpu:
+        gpu = previous.get("gpu")
+    created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    if args.no_cpu:  # keep the CPU run's own metadata beside its figures
+        meta = {k: previous.get(k) for k in ("quick", "threads", "created", "torch", "load_avg_1m")}
+    else:
+        meta = {"quick": args.quick, "threads": args.threads, "created": created, "torch": torch.__version__,
+                "load_avg_1m": os.getloadavg()[0]}
+    if gpu is not None and not args.no_gpu:
+        gpu["created"] = created
+    result = {"benchmark": "lm", **meta, "cpu": cpu,
+              "tokens_per_s": cpu["ours"]["tokens_per_s"] if cpu else None,
+              "baseline_tokens_per_s": cpu["baseline"]["tokens_per_s"] if cpu else None,
               "gpu": gpu}
     rows = [("device", "loop", "tokens/s (real)", "seq/s", "computed tok/s", "peak MiB (CPU: RSS)", "MFU")]
     for name, r in (("cpu", cpu), ("gpu", gpu)):

@@ -17,7 +17,6 @@ import logging
 import os
 from pathlib import Path
 
-import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
@@ -132,16 +131,21 @@ class SocialEncoder(nn.Module):
         self.head_dims = [m.out_features for m in self.head if isinstance(m, nn.Linear)]
         self._mlm_head = _sparse_mlm_head(mlm_model)
 
-    def forward(self, input_ids, attention_mask, labels=None, embed: bool = True, clean_input_ids=None):
-        # input_ids [N, L]; labels [N, L] with -100 where no MLM target.
+    def forward(self, input_ids, attention_mask, labels=None, embed: bool = True, clean_input_ids=None,
+                mlm_index=None):
+        # input_ids [N, L]; labels [N, L] with -100 where no MLM target. mlm_index [M]: the flat
+        # positions (row * L + col) of the targets, when the caller knows them; boolean indexing
+        # would make the host wait for the device to learn M.
         mlm_loss, emb = None, None
         if self._mlm_head is not None:
             base = self.mlm.base_model
             hidden = base(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state  # [N, L, H]
             if labels is not None:
-                sel = labels != -100
-                logits = self._mlm_head(hidden[sel])  # [M, V]
-                mlm_loss = F.cross_entropy(logits.float(), labels[sel])
+                if mlm_index is None:
+                    mlm_index = (labels.reshape(-1) != -100).nonzero().squeeze(1)
+                picked = hidden.reshape(-1, hidden.shape[-1]).index_select(0, mlm_index)
+                logits = self._mlm_head(picked)  # [M, V]
+                mlm_loss = F.cross_entropy(logits.float(), labels.reshape(-1).index_select(0, mlm_index))
         else:
             out = self.mlm(input_ids=input_ids, attention_mask=attention_mask, labels=labels,
                            output_hidden_states=True)

@@ -300,13 +300,17 @@ class Trainer:
         """Forward one micro-batch: ``(total, social or None, mlm, real tokens)``."""
         dev = self.device
         masked, attn, labels, clean, text_idx = self.micro_batch(k)
-        masked, attn, labels = masked.to(dev, non_blocking=True), attn.to(dev, non_blocking=True), labels.to(dev)
+        tokens = int(attn.sum())  # counted on the host: no device sync
+        mlm_index = (labels.reshape(-1) != -100).nonzero().squeeze(1)  # likewise
+        host = (masked, attn, labels, mlm_index)
+        if dev.type == "cuda":  # pinned host memory makes the copies asynchronous
+            host = tuple(t.pin_memory() for t in host)
+        masked, attn, labels, mlm_index = (t.to(dev, non_blocking=True) for t in host)
         social_on = stage != "mlm" and self.social is not None
         ctx = torch.autocast(dev.type, dtype=self.autocast_dtype) if self.autocast_dtype else nullcontext()
         with ctx:
-            emb, mlm = self.ddp(masked, attn, labels, embed=social_on,
+            emb, mlm = self.ddp(masked, attn, labels, embed=social_on, mlm_index=mlm_index,
                                 clean_input_ids=clean.to(dev) if (social_on and self.config.social_on_clean) else None)
-        tokens = int(attn.sum())
         if not social_on:
             return mlm, None, mlm, tokens
         emb = emb.float()
@@ -332,7 +336,9 @@ class Trainer:
         self.model.train()
         bar = tqdm(total=self.total_steps, initial=self.step, desc="lm train", unit="step",
                    disable=(not self.dist.is_main) or (None if cfg.progress is None else not cfg.progress))
-        window = {"loss": 0.0, "social": 0.0, "mlm": 0.0, "n": 0, "social_n": 0, "tokens": 0, "seqs": 0}
+        # Losses are summed on the device and read once per log window: a float() per step would
+        # make the host wait for the GPU every step, so it could not prepare the next batch meanwhile.
+        window = self._new_window()
         t_window = time.perf_counter()
         ran = 0
         while self.step < self.total_steps:
@@ -346,27 +352,29 @@ class Trainer:
                 with (nullcontext() if sync else self.ddp.no_sync()):
                     total, social, mlm, tokens = self.losses(k, stage)
                     (total / cfg.grad_accum).backward()
-                window["loss"] += float(total.detach())
-                window["mlm"] += float(mlm.detach())
+                window["loss"] += total.detach().float()
+                window["mlm"] += mlm.detach().float()
                 if social is not None:
-                    window["social"] += float(social.detach())
+                    window["social"] += social.detach().float()
                     window["social_n"] += 1
                 window["n"] += 1
                 window["tokens"] += tokens * self.dist.world_size
                 window["seqs"] += 2 * cfg.batch_size * self.dist.world_size
             grad_norm = None
             if cfg.max_grad_norm > 0:
-                grad_norm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm))
+                grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm)  # read at logging
             self.optimizer.step()
             self.scheduler.step()
             self.step += 1
             ran += 1
             bar.update(1)
             if self.step % cfg.log_every == 0 or self.step == self.total_steps:
+                if self.device.type == "cuda":
+                    torch.cuda.synchronize(self.device)  # the window's work is done before it is timed
                 elapsed = time.perf_counter() - t_window
                 rec = self._record(window, elapsed, stage, grad_norm)
                 bar.set_postfix({k: rec[k] for k in ("loss", "social", "mlm", "tok/s") if rec.get(k) is not None})
-                window = {k: 0 if isinstance(v, int) else 0.0 for k, v in window.items()}
+                window = self._new_window()
                 t_window = time.perf_counter()
             if (self.step % cfg.save_every == 0 or self.step == self.total_steps) and checkpoint_on_stop:
                 self.save_checkpoint()
@@ -376,11 +384,17 @@ class Trainer:
             self.save_checkpoint()
         return self.step >= self.total_steps
 
+    def _new_window(self) -> dict:
+        zero = lambda: torch.zeros((), device=self.device)  # noqa: E731
+        return {"loss": zero(), "social": zero(), "mlm": zero(), "n": 0, "social_n": 0, "tokens": 0, "seqs": 0}
+
     def _record(self, w: dict, elapsed: float, stage: str, grad_norm) -> dict:
         n = max(1, w["n"])
-        loss = D.all_reduce_mean(w["loss"] / n, self.device)
-        mlm = D.all_reduce_mean(w["mlm"] / n, self.device)
-        social = D.all_reduce_mean(w["social"] / max(1, w["social_n"]), self.device) if w["social_n"] else None
+        loss = D.all_reduce_mean(float(w["loss"]) / n, self.device)
+        mlm = D.all_reduce_mean(float(w["mlm"]) / n, self.device)
+        social = (D.all_reduce_mean(float(w["social"]) / max(1, w["social_n"]), self.device)
+                  if w["social_n"] else None)
+        grad_norm = None if grad_norm is None else float(grad_norm)
         rec = {"step": self.step, "stage": stage, "epoch": round(self.step * self.config.grad_accum /
                                                                  self.batches.per_epoch, 4),
                "lr": self.scheduler.get_last_lr()[0], "loss": round(loss, 5), "mlm": round(mlm, 5),
@@ -397,6 +411,18 @@ class Trainer:
 
 
 # --------------------------------------------------------------------------- output
+def runtime_info(trainer: Trainer) -> dict:
+    """Where and how the model was trained (not part of the fingerprint)."""
+    import transformers
+
+    dtype = trainer.autocast_dtype
+    return {"device": trainer.device.type,
+            "device_name": torch.cuda.get_device_name(trainer.device) if trainer.device.type == "cuda" else None,
+            "precision": "fp32" if dtype is None else str(dtype).removeprefix("torch."),
+            "world_size": trainer.dist.world_size, "torch": torch.__version__,
+            "transformers": transformers.__version__}
+
+
 def publish(config: TrainConfig, trainer: Trainer, inputs: Inputs, base: str, started: float) -> Path:
     """Write MODEL_DIR atomically: save_pretrained model + tokenizer, head, config, log, manifest."""
     out = Path(config.out)
@@ -422,6 +448,7 @@ def publish(config: TrainConfig, trainer: Trainer, inputs: Inputs, base: str, st
             "base_model": base, "objective": config.objective, "stages": config.stages,
             "steps": trainer.step, "counts": inputs.corpus.stats, "final": trainer.last_record,
             "timing": {"seconds": round(time.time() - started, 2)},
+            "runtime": runtime_info(trainer),
             "fingerprint": combine_fingerprints(config.result_affecting(), inputs.pairs_fingerprint,
                                                 inputs.texts_fingerprint, weights),
         }

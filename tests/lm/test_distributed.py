@@ -108,8 +108,9 @@ def test_torchrun_two_processes_train_and_publish_one_model(tmp_path, dataset):
     pairs, graph = dataset
     out = tmp_path / "m"
     bin_dir = Path(sys.executable).parent
+    # `-m coengage` rather than the console script: works from a checkout on PYTHONPATH too
     cmd = [str(bin_dir / "torchrun"), "--nproc-per-node", "2", "--master-port", str(_free_port()),
-           str(bin_dir / "coengage"), "-q", "lm", "train", "--pairs", str(pairs), "--texts", str(graph),
+           "-m", "coengage", "-q", "lm", "train", "--pairs", str(pairs), "--texts", str(graph),
            "--out", str(out), "--from-scratch", "tiny", "--max-steps", "3", "--batch-size", "4", "--vocab-size", "500",
            "--max-length", "32", "--device", "cpu", "--log-every", "1", "--save-every", "2"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env={**os.environ, "OMP_NUM_THREADS": "1"})

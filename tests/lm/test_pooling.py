@@ -52,7 +52,7 @@ def test_model_dir_records_the_pooling_and_head_encoding_uses_it(dataset, tmp_pa
     cfg = json.loads((out / "coengage_config.json").read_text())
     assert cfg["head"]["input"] == "mean"
     texts = ["alpha beta gamma", "delta"]
-    head_vecs = encode(out, texts, pooling="head")
+    head_vecs = encode(out, texts, pooling="head", device="cpu")  # CPU fp32, like the reference
     from transformers import AutoModel, AutoTokenizer
 
     from lm.model import load_head
@@ -65,3 +65,30 @@ def test_model_dir_records_the_pooling_and_head_encoding_uses_it(dataset, tmp_pa
             hidden = model(**enc).last_hidden_state
             expected = head(pool(hidden, enc["attention_mask"], "mean"))[0].numpy()
             np.testing.assert_allclose(vec, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_mlm_loss_with_host_computed_positions_equals_boolean_selection():
+    """The trainer passes the MLM target positions it computed on the host (no device sync);
+    the loss must equal the one from selecting labels != -100 inside forward()."""
+    from transformers import BertForMaskedLM
+
+    from lm.model import SocialEncoder
+
+    torch.manual_seed(0)
+    cfg = BertConfig(vocab_size=97, **TINY, max_position_embeddings=64)
+    model = SocialEncoder(BertForMaskedLM(cfg), pooling="cls").eval()
+    ids = torch.randint(5, 97, (6, 12))
+    attn = torch.ones_like(ids)
+    attn[3, 8:] = 0
+    labels = torch.full_like(ids, -100)
+    chosen = torch.rand(ids.shape) < 0.3
+    labels[chosen] = ids[chosen]
+    index = (labels.reshape(-1) != -100).nonzero().squeeze(1)
+    with torch.no_grad():
+        emb1, loss1 = model(ids, attn, labels)
+        emb2, loss2 = model(ids, attn, labels, mlm_index=index)
+    assert int(chosen.sum()) > 0 and torch.isfinite(loss1)
+    assert torch.equal(loss1, loss2) and torch.equal(emb1, emb2)
+    # a different set of positions gives a different loss: the index is really used
+    _, loss3 = model(ids, attn, labels, mlm_index=index[: len(index) // 2])
+    assert not torch.equal(loss1, loss3)

@@ -49,10 +49,11 @@ def test_encode_poolings_shapes_order_and_batch_invariance(trained):
 
     texts = ["rocket launch to mars with the crew today", "cat", "", "the cat purrs on my lap 🎉"]
     h = TINY["hidden_size"]
-    cls = encode(trained, texts, batch_size=3, pooling="cls")
-    both = encode(trained, texts, batch_size=1, pooling="cls_mean")
-    mean = encode(trained, texts, batch_size=4, pooling="mean")
-    head = encode(trained, texts, pooling="head")
+    # device="cpu": on a CUDA host encode() would default to the GPU in bf16, not comparable at 1e-5
+    cls = encode(trained, texts, batch_size=3, pooling="cls", device="cpu")
+    both = encode(trained, texts, batch_size=1, pooling="cls_mean", device="cpu")
+    mean = encode(trained, texts, batch_size=4, pooling="mean", device="cpu")
+    head = encode(trained, texts, pooling="head", device="cpu")
     assert cls.shape == (4, h) and both.shape == (4, 2 * h) and mean.shape == (4, h) and head.shape == (4, h)
     np.testing.assert_allclose(both[:, :h], cls, atol=1e-5)
     np.testing.assert_allclose(both[:, h:], mean, atol=1e-5)

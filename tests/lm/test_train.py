@@ -2,7 +2,6 @@
 
 import json
 import logging
-import os
 import shutil
 
 import numpy as np
@@ -55,6 +54,8 @@ def test_output_loads_with_auto_classes_and_names_the_pair_fingerprint(tmp_path,
     assert manifest["pairs_fingerprint"] == pairs_fingerprint(pairs)
     assert manifest["texts_fingerprint"] == json.loads((graph / "manifest.json").read_text())["fingerprint"]
     assert manifest["counts"]["pairs_used"] == 400
+    assert manifest["runtime"]["device"] == "cpu" and manifest["runtime"]["precision"] == "fp32"
+    assert manifest["runtime"]["world_size"] == 1 and manifest["runtime"]["torch"] == torch.__version__
     cfg = json.loads((out / "coengage_config.json").read_text())
     assert cfg["train"]["objective"] == "infonce" and cfg["head"]["dims"] == [64, 64]
     head = load_file(str(out / "head.safetensors"))
