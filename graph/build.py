@@ -648,15 +648,6 @@ def _fingerprints(paths: Iterable[Path], role: str) -> list[dict]:
     return out
 
 
-def _import_quietly(name: str) -> None:
-    import importlib
-
-    try:
-        importlib.import_module(name)
-    except Exception:  # the real import later reports the problem
-        pass
-
-
 def release_free_memory() -> None:
     """Hand the heap's free pages back to the OS (glibc ``malloc_trim``; no-op elsewhere).
 
@@ -676,15 +667,13 @@ def release_free_memory() -> None:
         pass
 
 
-def _warm_up(import_dgl: bool) -> None:
+def _warm_up() -> None:
     try:
         from graph.writer import warm_kernels
 
         warm_kernels()
     except Exception:  # the real call later reports the problem
         pass
-    if import_dgl:
-        _import_quietly("dgl")
 
 
 def _first_appearance(ids: np.ndarray) -> np.ndarray:
@@ -764,8 +753,9 @@ def build_graph(cfg: BuildConfig, out: str | os.PathLike | None = None) -> Graph
 
     import threading
 
-    # meanwhile, in the background: load the writer's Numba kernels and import dgl/torch (seconds)
-    threading.Thread(target=_warm_up, args=(not cfg.no_dgl,), daemon=True).start()
+    # meanwhile, in the background: load the writer's Numba kernels. (The build never imports
+    # dgl or torch: graph.dgl is written by graph.dglfile.)
+    threading.Thread(target=_warm_up, daemon=True).start()
     inputs = _fingerprints(log_paths, "log") + _fingerprints(text_paths, "texts")
     data = read_logs(cfg, log_paths)
     release_free_memory()

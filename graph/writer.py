@@ -511,11 +511,11 @@ def write_dgl(directory: Path, ut: CSR, relations: Sequence[str], type_weights: 
 
 
 def _save_forward_graph(directory: Path, grouped, relations: Sequence[str], num_users: int, num_tweets: int) -> None:
-    import dgl
+    """``graph.dgl`` in DGL's own format, written by graph.dglfile: no dgl/torch import in the build."""
+    from graph.dglfile import write_forward_graph
 
-    g = _forward_graph(grouped, relations, num_users, num_tweets).formats("coo")
-    del grouped
-    dgl.save_graphs(str(directory / "graph.dgl"), [g])
+    bounds, src, dst, time, count = grouped
+    write_forward_graph(directory / "graph.dgl", relations, num_users, num_tweets, bounds, src, dst, time, count)
 
 
 def _id_strings(ids) -> np.ndarray:
