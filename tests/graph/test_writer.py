@@ -123,3 +123,43 @@ def test_id_array_hash_equals_string_hash():
     assert _hash_id_array(pa.array(["q"] + values).slice(1)) == _hash_strings(values)
     assert _hash_id_array(pa.array(values, pa.large_string())) == _hash_strings(values)
     assert _hash_id_array(pa.array([], pa.string())) == _hash_strings([])
+
+
+def test_scratch_reuse_gives_the_same_transpose_and_grouping():
+    """write_graph reuses the CSR build's grouping buffers for the transpose and the per-type
+    grouping (graph.writer._Scratch): the arrays must equal freshly allocated ones."""
+    from graph.writer import _edges_by_type, _Scratch, _user_tweet_csr, transpose_fields
+
+    rng = np.random.default_rng(3)
+    n, nu, nt, nr = 5000, 60, 300, 3
+    rows = [rng.integers(0, nu, n).astype(np.int32), rng.integers(0, nt, n).astype(np.int32),
+            rng.integers(0, nr, n).astype(np.int8), rng.integers(0, 10**9, n).astype(np.int64), None]
+    ref_ut, _ = user_tweet_csr(*[r.copy() if r is not None else None for r in rows], num_users=nu, num_tweets=nt,
+                               num_types=nr)
+    buffers = []
+    ut, _ = _user_tweet_csr(list(rows), nu, nt, nr, scratch=buffers)
+    assert len(buffers) == 3 and sum(b.nbytes for b in buffers) == 20 * n  # keys, times, counts
+    scratch = _Scratch(buffers)
+    fresh = dict(transpose_fields(ref_ut, nt))
+    for field, arr in transpose_fields(ut, nt, scratch):
+        assert arr.dtype == fresh[field].dtype and np.array_equal(arr, fresh[field]), field
+        if field != "indptr":
+            assert any(np.shares_memory(arr, b) for b in buffers), field  # really a reused buffer
+    got, want = _edges_by_type(ut, nr, scratch), _edges_by_type(ref_ut, nr)
+    for a, b in zip(got, want):
+        assert a.dtype == b.dtype and np.array_equal(a, b)
+    # the four grouped arrays are distinct regions of the scratch buffers
+    for i in range(1, 5):
+        for j in range(i + 1, 5):
+            assert not np.shares_memory(got[i], got[j])
+
+
+def test_scratch_falls_back_to_fresh_memory_when_full():
+    from graph.writer import _Scratch
+
+    s = _Scratch([np.zeros(16, np.uint8)])
+    a = s.take(2, np.int64)  # 16 bytes: fills the buffer
+    b = s.take(1, np.int32)  # no room: a new array
+    assert np.shares_memory(a, s.buffers[0]) and not np.shares_memory(b, s.buffers[0])
+    s.reset()
+    assert np.shares_memory(s.take(4, np.int32), s.buffers[0])
