@@ -156,26 +156,21 @@ def _column_histograms(indptr, indices, row_bounds, n_cols):
 
 
 @njit(parallel=True, cache=True, nogil=True)
-def _transpose_rows(indptr, indices, row_bounds, starts, out):
-    """The transpose's indices: each edge's row, at its column's next position."""
+def _transpose_edges(indptr, indices, etype, time, count, row_bounds, starts,
+                     out_indices, out_etype, out_time, out_count):
+    """The transpose's edges in one pass: each edge's row, etype, time and count, written at its
+    column's next position (part p of the rows writes after parts < p: a stable sort)."""
     for p in prange(len(row_bounds) - 1):
         pos = starts[p]
         for r in range(row_bounds[p], row_bounds[p + 1]):
             for j in range(indptr[r], indptr[r + 1]):
                 c = indices[j]
-                out[pos[c]] = r
-                pos[c] += 1
-
-
-@njit(parallel=True, cache=True, nogil=True)
-def _transpose_values(indptr, indices, values, row_bounds, starts, out):
-    """One edge field of the transpose, in the order of :func:`_transpose_rows`."""
-    for p in prange(len(row_bounds) - 1):
-        pos = starts[p]
-        for j in range(indptr[row_bounds[p]], indptr[row_bounds[p + 1]]):
-            c = indices[j]
-            out[pos[c]] = values[j]
-            pos[c] += 1
+                o = pos[c]
+                out_indices[o] = r
+                out_etype[o] = etype[j]
+                out_time[o] = time[j]
+                out_count[o] = count[j]
+                pos[c] = o + 1
 
 
 _MIN_ROWS_PER_PART = 65536  # fewer rows than this per thread: one part (tests lower it)
@@ -295,30 +290,23 @@ def transpose_csr(csr: CSR, n_cols: int) -> CSR:
 
 
 def transpose_fields(csr: CSR, n_cols: int, scratch: "_Scratch | None" = None):
-    """:func:`transpose_csr` one field at a time: yields ``(field, array)`` for indptr,
-    indices, etype, time, count, so a caller can save and drop each before the next is made
-    (peak: the source CSR plus one field). With ``scratch``, each field after indptr is a
-    view into the scratch buffers, valid only until the next one is yielded."""
+    """:func:`transpose_csr` as ``(field, array)`` pairs for indptr, indices, etype, time,
+    count. The four edge fields are made in one pass; with ``scratch`` they are views into
+    the scratch buffers (valid until the scratch is reused), else new arrays."""
     indptr, indices = np.asarray(csr.indptr), np.asarray(csr.indices)
     n = len(indices)
     parts = _n_parts(n)
     row_bounds = _edge_rows(indptr, parts, n)
     t_indptr, starts = _part_starts(_column_histograms(indptr, indices, row_bounds, int(n_cols)))
-    yield "indptr", t_indptr
-
-    def empty(dtype):
-        if scratch is None:
-            return np.empty(n, dtype)
+    if scratch is not None:
         scratch.reset()
-        return scratch.take(n, dtype)
-
-    out = empty(np.int32)
-    _transpose_rows(indptr, indices, row_bounds, starts.copy(), out)
-    yield "indices", out
-    for field, dtype in (("etype", np.int8), ("time", np.int64), ("count", np.int32)):
-        out = empty(dtype)
-        _transpose_values(indptr, indices, np.asarray(getattr(csr, field)), row_bounds, starts.copy(), out)
-        yield field, out
+    take = scratch.take if scratch is not None else (lambda k, d: np.empty(k, d))
+    # largest first, so the scratch buffers (8 + 8 + 4 bytes per row) hold all four
+    out = {field: take(n, dtype) for field, dtype in (("time", np.int64), ("indices", np.int32),
+                                                      ("count", np.int32), ("etype", np.int8))}
+    _transpose_edges(indptr, indices, np.asarray(csr.etype), np.asarray(csr.time), np.asarray(csr.count),
+                     row_bounds, starts, out["indices"], out["etype"], out["time"], out["count"])
+    return [("indptr", t_indptr)] + [(f, out[f]) for f in ("indices", "etype", "time", "count")]
 
 
 def canonical_edges(users, tweets, etypes, times, counts=None, num_users=None, num_tweets=None, num_types=None):
@@ -653,7 +641,7 @@ def write_graph(
         save_csr(tmp, "user_tweet", ut)
         tu_paths = csr_paths(tmp, "tweet_user")
         tu_paths["indptr"].parent.mkdir(parents=True, exist_ok=True)
-        for field, arr in transpose_fields(ut, nt, scratch):  # saved one field at a time
+        for field, arr in transpose_fields(ut, nt, scratch):  # in the scratch buffers
             np.save(tu_paths[field], arr)
             del arr
         text_frame.to_parquet(tmp / "texts.parquet", index=False)
