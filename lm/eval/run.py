@@ -196,10 +196,12 @@ def evaluate(model: str, graph_dir, emb_dir, cfg: EvalConfig, pairs=None, out=No
         m["counts"] = data.counts
         result["tasks"]["engagement"] = m
         timing["engagement_s"] = time.perf_counter() - t1
+        log.info("engagement task done in %.1f s", timing["engagement_s"])
     if "classify" in cfg.tasks:
         from lm.eval.classify import evaluate_classification
 
         t1 = time.perf_counter()
+        log.info("classify task: logistic regression on %d-d features", x.shape[1])
         label_col = cfg.label_col or protocol.default_label_column(table)
         d = protocol.classify_data(table, label_col, max_train=cfg.max_classify_train, seed=cfg.seed)
         m = evaluate_classification(x[d["train"][0]], d["train"][1], x[d["dev"][0]], d["dev"][1], x[d["test"][0]], d["test"][1],
@@ -207,10 +209,12 @@ def evaluate(model: str, graph_dir, emb_dir, cfg: EvalConfig, pairs=None, out=No
         m["label_col"] = label_col
         result["tasks"]["classify"] = m
         timing["classify_s"] = time.perf_counter() - t1
+        log.info("classify task done in %.1f s: test macro-F1 %.4f", timing["classify_s"], m["macro_f1"])
     if "pairs" in cfg.tasks:
         t1 = time.perf_counter()
         result["tasks"]["pairs"] = _pairs_task(table, heldout, xp, cfg, pairs)
         timing["pairs_s"] = time.perf_counter() - t1
+        log.info("pairs task done in %.1f s", timing["pairs_s"])
     timing["total_s"] = time.perf_counter() - t0
     result["timing"] = timing
     result["summary"] = summary(result)

@@ -21,6 +21,7 @@ def test_planted_labels_are_classified_and_dev_picks_c():
     assert m["macro_f1"] > 0.9, m
     assert m["C"] in (0.001, 1.0) and len(m["tried"]) == 2
     assert m["C"] == max(m["tried"], key=lambda t: t["dev_macro_f1"])["C"]
+    assert all(1 <= t["iterations"] <= 500 for t in m["tried"])  # lbfgs iterations, recorded per C
     assert m["classes"] == 5 and m["num_test"] == 250
 
 
