@@ -1,8 +1,10 @@
 """Benchmark `coengage graph build`: synthetic engagement log (Parquet and CSV) -> graph artifact.
 
 Side by side, in one run, each contender in its own process (so peak RSS is its own); the raw
-read and ours run ``--repeat`` times each, alternated, and the median run is reported (a fresh
-10M-row build varies by ±10 % from run to run on this 2-core machine):
+read and ours run ``--repeat`` times each (default 5), alternated, and the median run is reported
+(a fresh 10M-row build varies by ±15 % from run to run on this 2-core VM, in CPU time as well:
+the cost of fresh memory varies). An untimed warm-up build of a small log fills Numba's kernel
+cache first, and the previous run's written files are flushed (``os.sync``) before each run:
 
 * ``ours``  -- graph.build.build_graph, the full artifact (CSR .npy, id maps, graph.dgl)
 * ``raw``   -- the floor: pyarrow only reading the same file's four columns
@@ -169,9 +171,9 @@ def main() -> None:
     ap.add_argument("--data-dir", default=os.environ.get("COENGAGE_BENCH_DATA", "/tmp/coengage-bench"),
                     help="where the synthetic logs and outputs go (logs are reused between runs)")
     ap.add_argument("--no-naive", action="store_true", help="skip the naive pandas baseline")
-    ap.add_argument("--repeat", type=int, default=3,
+    ap.add_argument("--repeat", type=int, default=5,
                     help="runs of the raw read and of ours, alternated, each in a fresh process; the median run "
-                         "by wall time is reported, with every run's figures and the largest peak RSS (default 3; "
+                         "by wall time is reported, with every run's figures and the largest peak RSS (default 5; "
                          "the naive baseline runs once)")
     ap.add_argument("--results", default=None, help="results directory (default benchmarks/results)")
     args = ap.parse_args()
@@ -191,10 +193,15 @@ def main() -> None:
         size = Path(path).stat().st_size
         runs: dict[str, list] = {"raw": [], "ours": []}
         for _ in range(max(1, args.repeat)):  # alternated, so a slow spell of the machine hits both
+            # os.sync(): the previous build's ~550 MB of written files are flushed to disk before
+            # the next timed run, not by kernel threads competing with it for the 2 cores
+            os.sync()
             runs["raw"].append(run_isolated([me, "--worker", "raw", path]))
+            os.sync()
             runs["ours"].append(run_isolated([me, "--worker", "ours", path, str(out_root / f"ours-{fmt}")]))
         res = {name: median_run(rs) for name, rs in runs.items()}
         if not args.no_naive:
+            os.sync()
             res["naive"] = run_isolated([me, "--worker", "naive", path, str(out_root / f"naive-{fmt}")])
         detail[fmt] = {"file_bytes": size, **res}
         for name, r in res.items():
