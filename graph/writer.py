@@ -156,21 +156,24 @@ def _column_histograms(indptr, indices, row_bounds, n_cols):
 
 
 @njit(parallel=True, cache=True, nogil=True)
-def _transpose_edges(indptr, indices, etype, time, count, row_bounds, starts,
-                     out_indices, out_etype, out_time, out_count):
-    """The transpose's edges in one pass: each edge's row, etype, time and count, written at its
-    column's next position (part p of the rows writes after parts < p: a stable sort)."""
+def _scatter_edges(indptr, key, other, time, count, row_bounds, starts, out_row, out_other, out_time, out_count):
+    """A counting-sort scatter of a CSR's edges by ``key`` (one value per edge): each edge's row,
+    ``other`` field, time and count, written at its key's next position. Part p of the rows
+    writes after parts < p (``starts[p]`` from :func:`_part_starts`), so the order is stable.
+
+    The transpose scatters by column (``key`` = indices, ``other`` = etype); the per-type
+    grouping for graph.dgl by etype (``key`` = etype, ``other`` = indices)."""
     for p in prange(len(row_bounds) - 1):
         pos = starts[p]
         for r in range(row_bounds[p], row_bounds[p + 1]):
             for j in range(indptr[r], indptr[r + 1]):
-                c = indices[j]
-                o = pos[c]
-                out_indices[o] = r
-                out_etype[o] = etype[j]
+                k = key[j]
+                o = pos[k]
+                out_row[o] = r
+                out_other[o] = other[j]
                 out_time[o] = time[j]
                 out_count[o] = count[j]
-                pos[c] = o + 1
+                pos[k] = o + 1
 
 
 _MIN_ROWS_PER_PART = 65536  # fewer rows than this per thread: one part (tests lower it)
@@ -304,8 +307,8 @@ def transpose_fields(csr: CSR, n_cols: int, scratch: "_Scratch | None" = None):
     # largest first, so the scratch buffers (8 + 8 + 4 bytes per row) hold all four
     out = {field: take(n, dtype) for field, dtype in (("time", np.int64), ("indices", np.int32),
                                                       ("count", np.int32), ("etype", np.int8))}
-    _transpose_edges(indptr, indices, np.asarray(csr.etype), np.asarray(csr.time), np.asarray(csr.count),
-                     row_bounds, starts, out["indices"], out["etype"], out["time"], out["count"])
+    _scatter_edges(indptr, indices, np.asarray(csr.etype), np.asarray(csr.time), np.asarray(csr.count),
+                   row_bounds, starts, out["indices"], out["etype"], out["time"], out["count"])
     return [("indptr", t_indptr)] + [(f, out[f]) for f in ("indices", "etype", "time", "count")]
 
 
@@ -438,42 +441,26 @@ def _type_counts(etype, n_types):
     return counts
 
 
-@njit(cache=True, nogil=True)
-def _group_by_etype(indptr, indices, etype, time, count, bounds, src, dst, t_out, c_out):
-    """Edges regrouped by etype (a stable counting sort) into ``src`` (the user, int32), ``dst``,
-    ``t_out``, ``c_out``; relation r's edges land at ``bounds[r]:bounds[r + 1]``."""
-    pos = bounds[:-1].copy()
-    for u in range(len(indptr) - 1):
-        for j in range(indptr[u], indptr[u + 1]):
-            r = etype[j]
-            p = pos[r]
-            src[p] = u
-            dst[p] = indices[j]
-            t_out[p] = time[j]
-            c_out[p] = count[j]
-            pos[r] = p + 1
-
-
 def _edges_by_type(ut: CSR, n_types: int, scratch: "_Scratch | None" = None):
     """Edges of a user->tweet CSR grouped by etype: ``(bounds, src, dst, time, count)``.
 
     One pass, no per-relation copies: relation r is the slice ``bounds[r]:bounds[r+1]`` of
-    each array (views). Ids are int32. The outputs come from ``scratch`` when given, else
-    numpy allocates them here (huge pages, like every large numpy array) rather than the kernel
-    (4 KiB pages: 50k page faults on the 10M benchmark).
+    each array (views). Ids are int32. A serial counting sort (:func:`_scatter_edges` with one
+    part; split over threads it was slower). The outputs come from ``scratch`` when given,
+    else numpy allocates them here (huge pages, like every large numpy array).
     """
-    etype = np.asarray(ut.etype)
+    indptr, etype = np.asarray(ut.indptr), np.asarray(ut.etype)
     n = len(etype)
-    bounds = np.zeros(int(n_types) + 1, np.int64)
-    np.cumsum(_type_counts(etype, int(n_types)), out=bounds[1:])
+    row_bounds = np.array([0, len(indptr) - 1], np.int64)
+    bounds, starts = _part_starts(_type_counts(etype, int(n_types)).reshape(1, -1))
     if scratch is not None:
         scratch.reset()
         time, src, dst, count = (scratch.take(n, d) for d in (np.int64, np.int32, np.int32, np.int32))
     else:
         src, dst = np.empty(n, np.int32), np.empty(n, np.int32)
         time, count = np.empty(n, np.int64), np.empty(n, np.int32)
-    _group_by_etype(np.asarray(ut.indptr), np.asarray(ut.indices), etype, np.asarray(ut.time), np.asarray(ut.count),
-                    bounds, src, dst, time, count)
+    _scatter_edges(indptr, etype, np.asarray(ut.indices), np.asarray(ut.time), np.asarray(ut.count), row_bounds,
+                   starts, src, dst, time, count)
     return bounds, src, dst, time, count
 
 

@@ -65,7 +65,11 @@ def _worker(rank, world, port, out_dir):
         result[name] = {"loss": D.all_reduce_mean(loss.item(), "cpu"),
                         "grads": {k: p.grad.clone() for k, p in model.named_parameters() if p.grad is not None}}
     torch.save(result, os.path.join(out_dir, f"rank{rank}.pt"))
-    dist.destroy_process_group()
+    # Leave without tearing the process group down: torch 2.2's ProcessGroupGloo destructor can
+    # deadlock with its worker thread (it waits for the thread while holding the GIL; the thread
+    # needs the GIL to free the last tensor of a finished collective). Seen once in CI: rank 0
+    # hung in ~Reducer -> ~ProcessGroupGloo after both ranks had saved their results.
+    os._exit(0)
 
 
 def _free_port():
