@@ -21,18 +21,12 @@ def _edges(names, nu, nt, sizes, seed):
 
 
 def _dgl_reference(path, names, nu, nt, bounds, src, dst, time, count):
+    """dgl's own save of the same graph (built by dgl.heterograph, as load_dgl's fallback does)."""
     import dgl
-    import torch
 
-    data, edata = {}, {}
-    for r, name in enumerate(names):
-        a, b = bounds[r], bounds[r + 1]
-        data[("user", name, "tweet")] = (torch.from_numpy(src[a:b]), torch.from_numpy(dst[a:b]))
-        edata[name] = {"time": torch.from_numpy(time[a:b]), "count": torch.from_numpy(count[a:b])}
-    g = dgl.heterograph(data, num_nodes_dict={"user": nu, "tweet": nt}, idtype=torch.int32)
-    for name, ed in edata.items():
-        for k, v in ed.items():
-            g.edges[name].data[k] = v
+    from graph.writer import _forward_graph
+
+    g = _forward_graph((bounds, src, dst, time, count), names, nu, nt)
     dgl.save_graphs(str(path), [g.formats("coo")])
     return g
 
