@@ -13,7 +13,9 @@ model is BERT-base-shaped (12x768, vocabulary 30522).
     .venv/bin/python benchmarks/bench_lm.py            # CPU figures, plus GPU ones when CUDA is present
     .venv/bin/python benchmarks/bench_lm.py --quick    # a smoke run (few steps)
 
-Writes benchmarks/results/lm.json (``gpu`` is null when no GPU was measured).
+Writes benchmarks/results/lm.json. A section not measured in this run (``--no-cpu``; ``--no-gpu``
+or no CUDA) is kept from the existing file, with its own ``created`` time, and marked "kept" in
+the printed table; ``gpu`` is null only when no GPU run was ever recorded there.
 """
 
 from __future__ import annotations
@@ -245,7 +247,9 @@ def main(argv=None) -> int:
     p.add_argument("--gpu-steps", type=int, default=30)
     p.add_argument("--tweets", type=int, default=2000)
     p.add_argument("--pairs", type=int, default=4000)
-    p.add_argument("--no-gpu", action="store_true", help="skip the GPU measurement even when CUDA is present")
+    p.add_argument("--no-gpu", action="store_true",
+                   help="skip the GPU measurement even when CUDA is present (without a GPU, or with this flag, "
+                        "the gpu section of an existing --out file is kept)")
     p.add_argument("--no-cpu", action="store_true",
                    help="skip the CPU measurement; the cpu section of an existing --out file is kept")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "lm.json"))
@@ -267,7 +271,7 @@ def main(argv=None) -> int:
         gargs = argparse.Namespace(**{**vars(args), "batch_size": args.gpu_batch_size, "steps": args.gpu_steps})
         gpu = measure(gargs, "cuda", "base", {"vocab_size": 30522})
         gpu["torch"], gpu["transformers"] = torch.__version__, __import__("transformers").__version__
-    elif args.no_gpu:
+    else:  # not measured in this run (--no-gpu, or no CUDA here): keep an earlier run's figures
         gpu = previous.get("gpu")
     created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     if args.no_cpu:  # keep the CPU run's own metadata beside its figures
@@ -275,18 +279,22 @@ def main(argv=None) -> int:
     else:
         meta = {"quick": args.quick, "threads": args.threads, "created": created, "torch": torch.__version__,
                 "load_avg_1m": os.getloadavg()[0]}
-    if gpu is not None and not args.no_gpu:
+    if gpu is not None and torch.cuda.is_available() and not args.no_gpu:
         gpu["created"] = created
     result = {"benchmark": "lm", **meta, "cpu": cpu,
               "tokens_per_s": cpu["ours"]["tokens_per_s"] if cpu else None,
               "baseline_tokens_per_s": cpu["baseline"]["tokens_per_s"] if cpu else None,
               "gpu": gpu}
     rows = [("device", "loop", "tokens/s (real)", "seq/s", "computed tok/s", "peak MiB (CPU: RSS)", "MFU")]
+    gpu_measured = torch.cuda.is_available() and not args.no_gpu
+    kept = ({"cpu"} if args.no_cpu else set()) | (set() if gpu_measured else {"gpu"})
     for name, r in (("cpu", cpu), ("gpu", gpu)):
-        if r is None:
-            rows.append((name, "ours / baseline", "not measured", "not measured", "not measured", "not measured",
-                         "not measured"))
+        if r is None or "ours" not in r:
+            what = "kept from the earlier file" if r is not None else "not measured"
+            rows.append((name, "ours / baseline", what, "", "", "", ""))
             continue
+        if name in kept:
+            name += " (earlier run, kept)"
         for loop in ("ours", "baseline"):
             x = r[loop]
             mfu = r.get("mfu" if loop == "ours" else "baseline_mfu")
