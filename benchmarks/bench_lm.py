@@ -127,8 +127,6 @@ def run_ours(trainer, warmup: int, steps: int) -> dict:
 
 def run_baseline(trainer, init_state: dict, warmup: int, steps: int, max_length: int = 128) -> dict:
     """The plain loop: fixed padding to max_length, fp32, random batches, full-vocabulary MLM logits."""
-    import torch.nn.functional as F
-
     from lm.data import PairBatches, collate, mask_tokens
     from lm.losses import infonce_loss
     from lm.model import SocialEncoder
