@@ -606,6 +606,7 @@ def write_graph(
     # the fingerprint's sha256 passes (hashlib releases the GIL) run beside the writes below
     hashing = ThreadPoolExecutor(max_workers=1)
     arrays_hash = hashing.submit(_hash_arrays, ut.indptr, ut.indices, ut.etype, ut.time, ut.count)
+    ids_hash = [hashing.submit(_hash_id_array, ids) for ids in (user_ids, tweet_ids)]
     text_frame, text_stats = attach_texts(texts, tweet_ids.to_numpy(zero_copy_only=False) if texts is not None else tweet_ids)
     num_edges = {r: int(n) for r, n in zip(relations, _type_counts(e, nr))}
     manifest = {
@@ -642,7 +643,7 @@ def write_graph(
 
             manifest["split"] = write_heldout(tmp, update_manifest=False, **heldout)
         manifest["fingerprint"] = _hash_strings([
-            arrays_hash.result(), _hash_id_array(user_ids), _hash_id_array(tweet_ids), relations,
+            arrays_hash.result(), ids_hash[0].result(), ids_hash[1].result(), relations,
             _hash_strings(text_frame["text"]) if len(text_frame) else ""])
         hashing.shutdown()
         manifest["files"] = sorted(str(p.relative_to(tmp)) for p in tmp.rglob("*") if p.is_file()) + ["manifest.json"]
