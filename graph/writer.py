@@ -260,9 +260,10 @@ def _user_tweet_csr(rows: list, num_users=None, num_tweets=None, num_types=None,
 
 class _Scratch:
     """Hands out typed views of byte buffers that are no longer needed (the CSR build's grouping
-    buffers), so later steps need no fresh memory. On this machine fresh memory costs ~1 ms of
-    CPU per MiB (the kernel zeroes every new page), and the 10M benchmark would otherwise
-    allocate ~380 MB more for the transpose and the per-type grouping.
+    buffers), so later steps need no fresh memory: the 10M benchmark would otherwise allocate
+    ~380 MB more for the transpose and the per-type grouping, and the kernel zeroes every new
+    page (on the 2-core VM of the benchmarks up to ~1 ms of CPU per MiB for memory that has not
+    been touched for a while).
 
     ``take(n, dtype)`` returns a view of ``n`` items from the first buffer with room and
     advances past it; :meth:`reset` makes every buffer free again (the caller must be done
