@@ -7,7 +7,8 @@
 #   4. GPU (bf16) vs CPU (fp32) embeddings of the trained model: cosine of each text's two vectors;
 #   5. the same training under `torchrun --nproc-per-node 1`.
 #
-# Usage: make a demo run on any machine first (graph needs dgl, so not necessarily on the GPU box):
+# Usage: make a demo run on a machine with the pinned stack first (its embed stage needs dgl, which
+# a GPU image with a recent torch lacks):
 #     .venv/bin/coengage demo --until mine --out RUN_DIR
 # then, on the GPU machine, from the repository root:
 #     OUT=DIR PYTHON=python3 bash benchmarks/gpu_check.sh RUN_DIR
