@@ -263,28 +263,25 @@ def main(argv=None) -> int:
     if args.no_cpu and not torch.cuda.is_available():
         p.error("--no-cpu needs a CUDA device (torch.cuda.is_available() is False)")
     previous = json.loads(Path(args.out).read_text()) if Path(args.out).exists() else {}
+    created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    gpu_measured = torch.cuda.is_available() and not args.no_gpu
     cpu = previous.get("cpu") if args.no_cpu else measure(args, "cpu", "tiny", {})
-    gpu = None
-    if torch.cuda.is_available() and not args.no_gpu:
+    if gpu_measured:
         gargs = argparse.Namespace(**{**vars(args), "batch_size": args.gpu_batch_size, "steps": args.gpu_steps})
         gpu = measure(gargs, "cuda", "base", {"vocab_size": 30522})
-        gpu["torch"], gpu["transformers"] = torch.__version__, __import__("transformers").__version__
+        gpu.update(torch=torch.__version__, transformers=__import__("transformers").__version__, created=created)
     else:  # not measured in this run (--no-gpu, or no CUDA here): keep an earlier run's figures
         gpu = previous.get("gpu")
-    created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     if args.no_cpu:  # keep the CPU run's own metadata beside its figures
         meta = {k: previous.get(k) for k in ("quick", "threads", "created", "torch", "load_avg_1m")}
     else:
         meta = {"quick": args.quick, "threads": args.threads, "created": created, "torch": torch.__version__,
                 "load_avg_1m": os.getloadavg()[0]}
-    if gpu is not None and torch.cuda.is_available() and not args.no_gpu:
-        gpu["created"] = created
     result = {"benchmark": "lm", **meta, "cpu": cpu,
               "tokens_per_s": cpu["ours"]["tokens_per_s"] if cpu else None,
               "baseline_tokens_per_s": cpu["baseline"]["tokens_per_s"] if cpu else None,
               "gpu": gpu}
     rows = [("device", "loop", "tokens/s (real)", "seq/s", "computed tok/s", "peak MiB (CPU: RSS)", "MFU")]
-    gpu_measured = torch.cuda.is_available() and not args.no_gpu
     kept = ({"cpu"} if args.no_cpu else set()) | (set() if gpu_measured else {"gpu"})
     for name, r in (("cpu", cpu), ("gpu", gpu)):
         if r is None or "ours" not in r:

@@ -267,10 +267,11 @@ class _Scratch:
 
     ``take(n, dtype)`` returns a view of ``n`` items from the first buffer with room and
     advances past it; :meth:`reset` makes every buffer free again (the caller must be done
-    with the views by then). Falls back to ``np.empty`` when nothing fits.
+    with the views by then). Falls back to ``np.empty`` when nothing fits, so ``_Scratch()``
+    (no buffers) simply allocates.
     """
 
-    def __init__(self, buffers):
+    def __init__(self, buffers=()):
         self.buffers = [b for b in buffers if b.dtype == np.uint8 and b.ndim == 1]
         self.used = [0] * len(self.buffers)
 
@@ -302,12 +303,11 @@ def transpose_fields(csr: CSR, n_cols: int, scratch: "_Scratch | None" = None):
     parts = _n_parts(n)
     row_bounds = _edge_rows(indptr, parts, n)
     t_indptr, starts = _part_starts(_column_histograms(indptr, indices, row_bounds, int(n_cols)))
-    if scratch is not None:
-        scratch.reset()
-    take = scratch.take if scratch is not None else (lambda k, d: np.empty(k, d))
+    scratch = scratch or _Scratch()
+    scratch.reset()
     # largest first, so the scratch buffers (8 + 8 + 4 bytes per row) hold all four
-    out = {field: take(n, dtype) for field, dtype in (("time", np.int64), ("indices", np.int32),
-                                                      ("count", np.int32), ("etype", np.int8))}
+    out = {field: scratch.take(n, dtype) for field, dtype in (("time", np.int64), ("indices", np.int32),
+                                                              ("count", np.int32), ("etype", np.int8))}
     _scatter_edges(indptr, indices, np.asarray(csr.etype), np.asarray(csr.time), np.asarray(csr.count),
                    row_bounds, starts, out["indices"], out["etype"], out["time"], out["count"])
     return [("indptr", t_indptr)] + [(f, out[f]) for f in ("indices", "etype", "time", "count")]
@@ -442,24 +442,24 @@ def _type_counts(etype, n_types):
     return counts
 
 
-def _edges_by_type(ut: CSR, n_types: int, scratch: "_Scratch | None" = None):
+def _edges_by_type(ut: CSR, n_types: int, scratch: "_Scratch | None" = None, type_counts=None):
     """Edges of a user->tweet CSR grouped by etype: ``(bounds, src, dst, time, count)``.
 
     One pass, no per-relation copies: relation r is the slice ``bounds[r]:bounds[r+1]`` of
     each array (views). Ids are int32. A serial counting sort (:func:`_scatter_edges` with one
     part; split over threads it was slower). The outputs come from ``scratch`` when given,
     else numpy allocates them here (huge pages, like every large numpy array).
+    ``type_counts`` (edges per type, :func:`_type_counts`) saves a pass when the caller has it.
     """
     indptr, etype = np.asarray(ut.indptr), np.asarray(ut.etype)
     n = len(etype)
     row_bounds = np.array([0, len(indptr) - 1], np.int64)
-    bounds, starts = _part_starts(_type_counts(etype, int(n_types)).reshape(1, -1))
-    if scratch is not None:
-        scratch.reset()
-        time, src, dst, count = (scratch.take(n, d) for d in (np.int64, np.int32, np.int32, np.int32))
-    else:
-        src, dst = np.empty(n, np.int32), np.empty(n, np.int32)
-        time, count = np.empty(n, np.int64), np.empty(n, np.int32)
+    if type_counts is None:
+        type_counts = _type_counts(etype, int(n_types))
+    bounds, starts = _part_starts(np.asarray(type_counts, np.int64).reshape(1, -1))
+    scratch = scratch or _Scratch()
+    scratch.reset()
+    time, src, dst, count = (scratch.take(n, d) for d in (np.int64, np.int32, np.int32, np.int32))
     _scatter_edges(indptr, etype, np.asarray(ut.indices), np.asarray(ut.time), np.asarray(ut.count), row_bounds,
                    starts, src, dst, time, count)
     return bounds, src, dst, time, count
@@ -609,7 +609,8 @@ def write_graph(
     arrays_hash = hashing.submit(_hash_arrays, ut.indptr, ut.indices, ut.etype, ut.time, ut.count)
     ids_hash = [hashing.submit(_hash_id_array, ids) for ids in (user_ids, tweet_ids)]
     text_frame, text_stats = attach_texts(texts, tweet_ids.to_numpy(zero_copy_only=False) if texts is not None else tweet_ids)
-    num_edges = {r: int(n) for r, n in zip(relations, _type_counts(e, nr))}
+    type_counts = _type_counts(e, nr)
+    num_edges = {r: int(n) for r, n in zip(relations, type_counts)}
     manifest = {
         "kind": KIND,
         "schema_version": SCHEMA_VERSION,
@@ -634,7 +635,7 @@ def write_graph(
             np.save(tu_paths[field], arr)
             del arr
         text_frame.to_parquet(tmp / "texts.parquet", index=False)
-        grouped = _edges_by_type(ut, nr, scratch) if write_dgl_binary else None
+        grouped = _edges_by_type(ut, nr, scratch, type_counts) if write_dgl_binary else None
         del ut, e, tm, scratch  # the DGL graph is made from the grouped edges: free the CSR first
         if grouped is not None:
             _save_forward_graph(tmp, grouped, relations, nu, nt)

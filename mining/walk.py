@@ -248,6 +248,15 @@ def _emit(keys, vals, used, n_used, heap, top_k, min_visits, out_b, out_s, base)
     return size
 
 
+@njit(cache=True, inline="always")
+def _visit_table(table_bits):
+    """An empty visit table of ``2**table_bits`` slots: ``(keys, vals, used, shift)``, where
+    ``shift`` = 64 - table_bits is what :func:`_visit` shifts its hash by."""
+    size = 1 << table_bits
+    return (np.full(size, -1, dtype=np.int32), np.zeros(size, dtype=np.int32), np.empty(size, dtype=np.int64),
+            np.uint64(64 - table_bits))
+
+
 @njit(cache=True)
 def _count_emit(vis, lo, n, keys, vals, used, shift, heap, top_k, min_visits, out_b, out_s, base):
     """Count the visits ``vis[lo:lo+n]`` of one query and write its top-k at ``out_*[base:]``;
@@ -456,10 +465,7 @@ def _walk_pool(queries, tu_indptr, tu_indices, tu_etype, ut_indptr, ut_indices, 
     L = n_walks * length  # most visits one query can collect
     hops_per_chunk = np.zeros(n_chunks, dtype=np.int64)
     for c in prange(n_chunks):
-        keys = np.full(1 << table_bits, -1, dtype=np.int32)
-        vals = np.zeros(1 << table_bits, dtype=np.int32)
-        used = np.empty(1 << table_bits, dtype=np.int64)
-        shift = np.uint64(64 - table_bits)
+        keys, vals, used, shift = _visit_table(table_bits)
         heap = np.empty(max(top_k, 1), dtype=np.int64)
         vis = np.empty(n_slots * L, dtype=np.int32)
         vcnt = np.zeros(n_slots, dtype=np.int64)
@@ -590,10 +596,7 @@ def _walk_plain_block(queries, tu_indptr, tu_indices, tu_etype, ut_indptr, ut_in
     nq = len(queries)
     hops_per_chunk = np.zeros(n_chunks, dtype=np.int64)
     for c in prange(n_chunks):
-        keys = np.full(1 << table_bits, -1, dtype=np.int32)
-        vals = np.zeros(1 << table_bits, dtype=np.int32)
-        used = np.empty(1 << table_bits, dtype=np.int64)
-        shift = np.uint64(64 - table_bits)
+        keys, vals, used, shift = _visit_table(table_bits)
         heap = np.empty(max(top_k, 1), dtype=np.int64)
         vis = np.empty(n_walks * length, dtype=np.int32)
         state = np.zeros(1, dtype=np.uint64)
