@@ -13,8 +13,10 @@ translation vector r per engagement type. Loss: -w_r log sigma(f(e)) for each ed
 type weight of the graph's config) plus -log sigma(-f(e')) over negatives that corrupt the
 user or the tweet, drawn uniformly and in proportion to degree, shared per chunk of edges.
 Node tables are DGL NodeEmbeddings trained with DGL's sparse Adagrad (--optimizer fused, the
-default, runs the same update in one numba pass, bit-identical to --optimizer dgl, which calls
-dgl.optim.SparseAdagrad.step); relation vectors with dense Adagrad.
+default, runs the same update in one numba pass, equal to --optimizer dgl, which calls
+dgl.optim.SparseAdagrad.step, up to the last bit of the square root); relation vectors with
+dense Adagrad. The three batched matrix products of a step run in bfloat16 where the CPU has
+native bfloat16 dot products (--matmul-precision auto; float32 otherwise).
 
 A fraction of edges (--holdout) is held out; after every epoch each held-out edge is ranked
 against --eval-candidates random tweets (MRR, HITS@1/10/50, overall and per relation).
@@ -33,11 +35,12 @@ example:
 
 # flag name -> EmbedConfig field (flags are the field names with dashes)
 OPTIONS = ("dim", "epochs", "batch_size", "chunk_size", "negatives", "degree_fraction", "negative_reduction", "lr",
-           "relation_lr", "init_scale", "holdout", "max_eval_edges", "eval_candidates", "seed", "threads", "optimizer")
+           "relation_lr", "init_scale", "holdout", "max_eval_edges", "eval_candidates", "seed", "threads", "optimizer",
+           "matmul_precision")
 
 
 def register(sub) -> None:
-    from graph.embed.config import NEGATIVE_REDUCTIONS, OPTIMIZERS, EmbedConfig
+    from graph.embed.config import MATMUL_PRECISIONS, NEGATIVE_REDUCTIONS, OPTIMIZERS, EmbedConfig
 
     p = sub.add_parser("embed", help="GRAPH_DIR -> EMB_DIR (TwHIN user/tweet embeddings)", description=DESCRIPTION,
                        epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -55,6 +58,8 @@ def register(sub) -> None:
             kwargs["choices"] = NEGATIVE_REDUCTIONS
         if name == "optimizer":
             kwargs["choices"] = OPTIMIZERS
+        if name == "matmul_precision":
+            kwargs["choices"] = MATMUL_PRECISIONS
         hp.add_argument("--" + name.replace("_", "-"), dest=name, **kwargs)
     p.set_defaults(func=run)
 

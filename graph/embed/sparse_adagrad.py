@@ -14,7 +14,16 @@ one loop iteration, so no write conflicts and the result does not depend on the 
 directly on a ``dgl.nn.NodeEmbedding``'s weight and its ``optm_state[0]`` (DGL's state layout is
 kept, so checkpoints and DGL's optimiser are interchangeable). It replaces, per table, DGL's
 trace bookkeeping, a second ``unique``, a zero-filled gradient buffer, ``index_add_``, two
-advanced-indexing gathers and two ``index_put_`` scatters. Tested bit-identical to DGL's step.
+advanced-indexing gathers and two ``index_put_`` scatters, and reads and writes each touched
+row of the weight and of the state once.
+
+The one difference from DGL's step: the square root. This pass takes the correctly rounded one
+(the CPU's ``sqrt`` instruction); DGL's step runs torch's ``sqrt_``, which on CPU is MKL's vector
+square root and differs from it in the last bit for some inputs (measured: ~13 % of elements). The
+state therefore comes out bit-identical after an update and the weights within an ulp of the
+update (~3 % of the elements of a step differ); tests hold the two to that. An earlier version
+kept torch's square root for bit-identity in a separate pass; that cost two more passes over the
+rows (2.3x the time of this one, measured on 1M x 128 tables).
 """
 
 from __future__ import annotations
@@ -43,40 +52,84 @@ def group_occurrences(ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, to
     return unique, inverse, order, starts
 
 
+@njit(nogil=True, cache=True)
+def _group_rows(ids, slot, rows, starts, order):  # pragma: no cover - numba
+    """Serial: distinct values of ``ids`` in order of first occurrence into ``rows``, their
+    occurrence positions (ascending) into ``order``, CSR ``starts``; returns how many. ``slot``
+    ([num nodes], all -1) maps a node to its distinct index meanwhile and is all -1 again after."""
+    n = ids.shape[0]
+    m = 0
+    count = np.zeros(n + 1, np.int64)
+    for p in range(n):
+        v = ids[p]
+        s = slot[v]
+        if s < 0:
+            s = m
+            slot[v] = m
+            rows[m] = v
+            m += 1
+        count[s + 1] += 1
+    starts[0] = 0
+    for i in range(m):
+        starts[i + 1] = starts[i] + count[i + 1]
+        count[i + 1] = starts[i]  # next free position of distinct row i
+    for p in range(n):
+        s = slot[ids[p]]
+        order[count[s + 1]] = p
+        count[s + 1] += 1
+    for i in range(m):
+        slot[rows[i]] = -1
+    return m
+
+
+class RowGrouper:
+    """:func:`group_occurrences` for the fused step, without a sort: one serial numba pass with a
+    node -> distinct-index table kept between batches (int32, one per node table). Rows come in
+    order of first occurrence rather than sorted, which the fused update does not depend on (each
+    row is updated from its own occurrences only). ~0.05 ms instead of ~0.6 ms per table and batch
+    of 9,000 ids."""
+
+    def __init__(self, num_nodes: int):
+        self.slot = np.full(num_nodes, -1, dtype=np.int32)
+
+    def group(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(rows, starts, order)``: as :func:`group_occurrences`'s ``(unique, starts, order)``,
+        with the distinct rows in order of first occurrence."""
+        n = len(ids)
+        rows, starts, order = np.empty(n, np.int64), np.empty(n + 1, np.int64), np.empty(n, np.int64)
+        m = _group_rows(ids.numpy(), self.slot, rows, starts, order)
+        return torch.from_numpy(rows[:m]), torch.from_numpy(starts[:m + 1]), torch.from_numpy(order)
+
+
+_BLOCK = 32  # rows per parallel task: one gradient buffer per task
+
+
 @njit(parallel=True, nogil=True, cache=True)
-def _accumulate_and_update_state(state, rows, starts, order, grad_a, grad_b, eps, g_out, denom_out):  # pragma: no cover - numba
-    """Per distinct row i: g = mean of its occurrences' gradients (summed in occurrence order);
-    state[row] += g * g; g_out[i] = g; denom_out[i] = state[row] + eps."""
+def _adagrad_rows(weight, state, rows, starts, order, grad_a, grad_b, lr, eps):  # pragma: no cover - numba
+    """Per distinct row i (table row rows[i]): g = mean of its occurrences' gradients, summed in
+    occurrence order; state += g * g; weight -= (lr * g) / sqrt(state + eps)."""
     n_a = grad_a.shape[0]
-    d = state.shape[1]
-    for i in prange(rows.shape[0]):
-        acc = g_out[i]
-        acc[:] = 0.0
-        for k in range(starts[i], starts[i + 1]):
-            o = order[k]
-            if o < n_a:
-                for j in range(d):
-                    acc[j] += grad_a[o, j]
-            else:
-                for j in range(d):
-                    acc[j] += grad_b[o - n_a, j]
-        cnt = np.float32(starts[i + 1] - starts[i])
-        r = rows[i]
-        for j in range(d):
-            g = acc[j] / cnt
-            acc[j] = g
-            s = state[r, j] + g * g
-            state[r, j] = s
-            denom_out[i, j] = s + eps
-
-
-@njit(parallel=True, nogil=True, cache=True)
-def _apply_update(weight, rows, g, std, lr):  # pragma: no cover - numba
     d = weight.shape[1]
-    for i in prange(rows.shape[0]):
-        r = rows[i]
-        for j in range(d):
-            weight[r, j] = weight[r, j] - (lr * g[i, j]) / std[i, j]
+    m = rows.shape[0]
+    for b in prange((m + _BLOCK - 1) // _BLOCK):
+        acc = np.empty(d, np.float32)
+        for i in range(b * _BLOCK, min(m, (b + 1) * _BLOCK)):
+            acc[:] = 0.0
+            for k in range(starts[i], starts[i + 1]):
+                o = order[k]
+                if o < n_a:
+                    for j in range(d):
+                        acc[j] += grad_a[o, j]
+                else:
+                    for j in range(d):
+                        acc[j] += grad_b[o - n_a, j]
+            cnt = np.float32(starts[i + 1] - starts[i])
+            r = rows[i]
+            for j in range(d):
+                g = acc[j] / cnt
+                s = state[r, j] + g * g
+                state[r, j] = s
+                weight[r, j] = weight[r, j] - (lr * g) / np.sqrt(s + eps)
 
 
 def fused_adagrad_(weight: torch.Tensor, state: torch.Tensor, rows: torch.Tensor, starts: torch.Tensor, order: torch.Tensor,
@@ -85,14 +138,6 @@ def fused_adagrad_(weight: torch.Tensor, state: torch.Tensor, rows: torch.Tensor
 
     ``rows``, ``starts``, ``order``: from :func:`group_occurrences` over the occurrence ids; the
     gradient of occurrence ``o`` is ``grad_a[o]`` if ``o < len(grad_a)`` else ``grad_b[o - len(grad_a)]``.
-    The square root is torch's (``sqrt_``, MKL's vector sqrt, which is not always the correctly
-    rounded one that numba/numpy compute), as in DGL's optimiser, so the step is bit-identical.
     """
-    m, d = len(rows), weight.shape[1]
-    g = torch.empty(m, d)
-    denom = torch.empty(m, d)
-    rows_np = rows.numpy()
-    _accumulate_and_update_state(state.numpy(), rows_np, starts.numpy(), order.numpy(), np.ascontiguousarray(grad_a.numpy()),
-                                 np.ascontiguousarray(grad_b.numpy()), np.float32(eps), g.numpy(), denom.numpy())
-    denom.sqrt_()
-    _apply_update(weight.numpy(), rows_np, g.numpy(), denom.numpy(), np.float32(lr))
+    _adagrad_rows(weight.numpy(), state.numpy(), rows.numpy(), starts.numpy(), order.numpy(),
+                  np.ascontiguousarray(grad_a.numpy()), np.ascontiguousarray(grad_b.numpy()), np.float32(lr), np.float32(eps))

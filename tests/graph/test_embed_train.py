@@ -11,7 +11,7 @@ import pytest
 
 import graph.embed.train as train_mod
 from coengage.cli import main
-from coengage.errors import ArtifactError
+from coengage.errors import ArtifactError, InputError
 from graph.embed import EmbedConfig, load_embeddings, train_embeddings
 from graph.embed.evaluation import knn_label_agreement, random_label_agreement
 from graph.writer import write_graph
@@ -136,7 +136,7 @@ def test_unique_row_step_equals_autograd_reference(g):
 
     edges = graph_edges(g)
     te = train_mod._torch_edges(edges)
-    c = cfg(batch_size=700, chunk_size=128, negatives=20)  # 700 = 5 full chunks + a short one
+    c = cfg(batch_size=700, chunk_size=128, negatives=20, matmul_precision="float32")  # 700 = 5 full chunks + a short one
     models = []
     for step in ("train_batch", "train_batch_autograd"):
         torch.manual_seed(0)
@@ -155,3 +155,30 @@ def test_unique_row_step_equals_autograd_reference(g):
     assert not np.allclose(fast["user"], init["user"], atol=1e-4)  # the steps did move the tables
     for name in ("user", "tweet", "relation", "user_adagrad", "tweet_adagrad", "relation_adagrad"):
         assert np.allclose(fast[name], ref[name], rtol=1e-4, atol=1e-6), (name, np.abs(fast[name] - ref[name]).max())
+
+
+def test_matmul_precision_auto_follows_the_cpu(monkeypatch):
+    import torch
+
+    monkeypatch.setattr(train_mod, "native_bf16", lambda: True)
+    assert train_mod.matmul_dtype(cfg()) == torch.bfloat16  # the default is auto
+    assert train_mod.matmul_dtype(cfg(matmul_precision="float32")) == torch.float32
+    monkeypatch.setattr(train_mod, "native_bf16", lambda: False)
+    assert train_mod.matmul_dtype(cfg()) == torch.float32
+    assert train_mod.matmul_dtype(cfg(matmul_precision="bfloat16")) == torch.bfloat16
+    with pytest.raises(InputError, match="matmul_precision must be one of"):
+        cfg(matmul_precision="fp8")
+
+
+def test_bfloat16_products_train_as_well_as_float32(g, tmp_path):
+    """The same run with bfloat16 and float32 products: different arrays, the same quality."""
+    runs = {p: train_embeddings(g, tmp_path / p, cfg(epochs=5, matmul_precision=p), write=False, progress=False)
+            for p in ("float32", "bfloat16")}
+    assert runs["bfloat16"]["timing"]["matmul_precision"] == "bfloat16"
+    assert not np.array_equal(runs["float32"]["arrays"]["user"], runs["bfloat16"]["arrays"]["user"])
+    for k in ("mrr", "hits@10"):
+        assert abs(runs["float32"]["metrics"][k] - runs["bfloat16"]["metrics"][k]) <= 0.02, k
+    texts = g.texts()
+    rates = {p: knn_label_agreement(r["arrays"]["tweet"][texts["node"].to_numpy()], texts["topic"].to_numpy(), k=10)
+             for p, r in runs.items()}
+    assert rates["bfloat16"] >= 0.9 and abs(rates["bfloat16"] - rates["float32"]) <= 0.02, rates
