@@ -8,6 +8,7 @@ Modules, one concern each:
 * :mod:`graph.embed.model`      -- the translation score f(u, t, r) = (u + r)^T t and the logistic loss
 * :mod:`graph.embed.train`      -- the training loop (DGL NodeEmbedding + SparseAdagrad), checkpoints, resume
 * :mod:`graph.embed.sparse_adagrad` -- per-batch row grouping; the fused (numba) SparseAdagrad step (DGL's update, correctly rounded square root)
+* :mod:`graph.embed.kernels`    -- numba passes of the training step around its matrix products
 * :mod:`graph.embed.tables`     -- node tables and optimiser state on transparent huge pages
 * :mod:`graph.embed.evaluation` -- link-prediction MRR / HITS@k, nearest-neighbour label agreement
 * :mod:`graph.embed.io`         -- EMB_DIR on disk; :func:`load_embeddings` (numpy only)

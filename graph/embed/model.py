@@ -7,6 +7,7 @@ graph or an optimiser. Shapes: ``d`` embedding width, ``B`` positives, ``C`` chu
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -75,8 +76,13 @@ def batch_loss(u: torch.Tensor, r: torch.Tensor, t: torch.Tensor, weight: torch.
     return total / B
 
 
+def _bits(t: torch.Tensor) -> np.ndarray:
+    """The bits of a bfloat16 tensor as a uint16 numpy array (same memory)."""
+    return t.view(torch.int16).numpy().view(np.uint16)
+
+
 def stacked_loss_and_grads(x: torch.Tensor, y: torch.Tensor, rel: torch.Tensor, rel_ids: torch.Tensor, weight: torch.Tensor,
-                           chunk_size: int, reduction: str = "mean", matmul_dtype: torch.dtype | None = None):
+                           chunk_size: int, reduction: str = "mean", matmul_dtype: torch.dtype | None = None, dots=None):
     """:func:`batch_loss` and its gradients in closed form, without autograd (the training hot path).
 
     Both corruptions are scored by one batched matrix product: the positives' left operands are
@@ -87,7 +93,8 @@ def stacked_loss_and_grads(x: torch.Tensor, y: torch.Tensor, rel: torch.Tensor, 
     ``rel``: [R, d] the relation vectors and ``rel_ids``: [B] each positive's relation, so
     r = rel[rel_ids]; ``weight``: [B]; positives [i*C, (i+1)*C) share negatives i (the last chunk
     may be shorter). The row-wise passes before and after the products are numba kernels
-    (:mod:`graph.embed.kernels`).
+    (:mod:`graph.embed.kernels`). ``dots``: the positives' (u + r)^T t and r^T t ([B] each) where the
+    caller has them already (:func:`graph.embed.kernels.gather_operands` computes them).
 
     ``matmul_dtype=torch.bfloat16`` runs the three batched products on bfloat16 copies of x, y and
     G (float32 accumulation inside the products); S, dx and dy come back in x's dtype, as do the
@@ -105,33 +112,45 @@ def stacked_loss_and_grads(x: torch.Tensor, y: torch.Tensor, rel: torch.Tensor, 
     N = y.shape[2]
     k = (1.0 / (2 * N) if reduction == "mean" else 1.0) / B
     xn, reln, idn = x.numpy(), rel.detach().numpy(), rel_ids.numpy()
-    pos, rt = x.new_empty(B), x.new_empty(B)
-    kernels.row_dots(xn, reln, idn, pos.numpy(), rt.numpy())
+    if dots is None:
+        pos, rt = x.new_empty(B), x.new_empty(B)
+        kernels.row_dots(xn, reln, idn, pos.numpy(), rt.numpy())
+    else:
+        pos, rt = dots
     loss = (weight * F.softplus(-pos)).sum()
     gpos = torch.sigmoid(-pos).mul_(weight).mul_(-1.0 / B)  # [B]
     low = matmul_dtype is not None and matmul_dtype != x.dtype
     xm, ym = (x.to(matmul_dtype), y.to(matmul_dtype)) if low else (x, y)
-    dx = torch.empty_like(x)
-    dy = torch.empty_like(y)
+    dxm, dym = torch.empty_like(xm), torch.empty_like(ym)  # the products' gradients, in matmul_dtype
     gu_sum = x.new_empty(B)  # d/d(r.t) of the user-corrupted scores
-    neg_loss = x.new_zeros(())
+    neg_loss = 0.0
     for rows, chunks, n, c in chunk_groups(B, chunk_size):
         xs = xm[:, rows].reshape(2 * n, c, d)  # a view unless the batch ends with a short chunk
         ys = ym[:, chunks].reshape(2 * n, N, d)
-        S = torch.bmm(xs, ys.transpose(1, 2))  # [2n, c, N]
-        S = S.to(x.dtype) if low else S
-        S[n:].add_(rt[rows].view(n, c, 1))
-        neg_loss = neg_loss + F.softplus(S).sum()
-        G = S.sigmoid_().mul_(k)
-        gu_sum[rows] = G[n:].sum(-1).view(-1)
-        G = G.to(matmul_dtype) if low else G
-        if n * c == B and y.shape[1] == n and not low:  # the whole batch in full chunks: write straight into the outputs
-            torch.bmm(G, ys, out=dx.view(2 * n, c, d))
-            torch.bmm(G.transpose(1, 2), xs, out=dy.view(2 * n, N, d))
-        else:  # (the copies convert bfloat16 products to float32)
-            dx[:, rows] = torch.bmm(G, ys).view(2, n * c, d)
-            dy[:, chunks] = torch.bmm(G.transpose(1, 2), xs).view(2, n, N, d)
+        S = torch.bmm(xs, ys.transpose(1, 2))  # [2n, c, N]; rows [0, n) corrupt the tweet, [n, 2n) the user
+        loss_rows = np.empty(2 * n * c)
+        if low:  # G = dLoss/dS straight into bfloat16, the next products' input
+            G = torch.empty_like(S)
+            kernels.score_grads_bf16(_bits(S).reshape(-1, N), rt[rows].numpy(), k, _bits(G).reshape(-1, N),
+                                     gu_sum[rows].numpy(), loss_rows)
+        else:
+            G = S  # in place
+            kernels.score_grads(S.numpy().reshape(-1, N), rt[rows].numpy(), k, G.numpy().reshape(-1, N), gu_sum[rows].numpy(),
+                                loss_rows)
+        neg_loss += loss_rows.sum()
+        if n * c == B and ym.shape[1] == n:  # the whole batch in full chunks: write straight into the outputs
+            torch.bmm(G, ys, out=dxm.view(2 * n, c, d))
+            torch.bmm(G.transpose(1, 2), xs, out=dym.view(2 * n, N, d))
+        else:
+            dxm[:, rows] = torch.bmm(G, ys).view(2, n * c, d)
+            dym[:, chunks] = torch.bmm(G.transpose(1, 2), xs).view(2, n, N, d)
     loss = (loss + k * B * neg_loss) / B
     parts = kernels.relation_grad_parts(B, len(rel), d, xn.dtype)
-    kernels.positive_grads(dx.numpy(), xn, gpos.numpy(), gu_sum.numpy(), reln, idn, parts)
+    if low:
+        dx = torch.empty_like(x)
+        kernels.positive_grads_bf16(_bits(dxm), xn, gpos.numpy(), gu_sum.numpy(), reln, idn, dx.numpy(), parts)
+        dy = dym.to(x.dtype)
+    else:
+        dx, dy = dxm, dym
+        kernels.positive_grads(dx.numpy(), xn, gpos.numpy(), gu_sum.numpy(), reln, idn, dx.numpy(), parts)
     return loss, dx[0], torch.from_numpy(parts.sum(0)), dx[1], dy

@@ -191,10 +191,12 @@ class TwHINModel:
             tid, tinv, torder, tstarts = group_occurrences(t_ids)
         x, y = torch.empty(2, B, d), torch.empty(2, n_chunks, N, d)
         relation = self.relation.detach()
+        dots = None
         if fused:  # one numba pass gathers the operands straight from the tables
+            dots = torch.empty(B), torch.empty(B)
             kernels.gather_operands(self.user.weight.numpy(), self.tweet.weight.numpy(), relation.numpy(), bu.numpy(), bt.numpy(),
                                     br.numpy(), neg.tweets.reshape(-1).numpy(), neg.users.reshape(-1).numpy(), x.numpy(),
-                                    y.view(2, -1, d).numpy())
+                                    y.view(2, -1, d).numpy(), dots[0].numpy(), dots[1].numpy())
         else:
             self.sparse_opt.zero_grad()
             urows, trows = self.user(uid), self.tweet(tid)  # recorded in the tables' traces for SparseAdagrad
@@ -207,7 +209,7 @@ class TwHINModel:
             torch.index_select(U, 0, uinv[B:], out=y[1].view(-1, d))
         with torch.no_grad():
             loss, du, drel, dt, dy = model.stacked_loss_and_grads(x, y, relation, br, bw, cfg.chunk_size, cfg.negative_reduction,
-                                                                  self.matmul_dtype)
+                                                                  self.matmul_dtype, dots)
             dnt, dnu = dy[0].view(-1, d), dy[1].view(-1, d)
             if fused:
                 fused_adagrad_(self.user.weight, self.user.optm_state[0], uid, ustarts, uorder, du, dnu, cfg.lr, ADAGRAD_EPS)

@@ -207,3 +207,37 @@ def test_stacked_bfloat16_products_close_to_float32():
         err = (a - b).norm() / a.norm()
         assert 0 < err < 2e-2, (name, err.item())
         assert b.dtype == torch.float32, name
+
+
+def test_score_grads_kernels_match_torch_over_the_whole_range():
+    """The fused score kernels (polynomial exp / log1p) against torch's softplus and sigmoid in
+    float64, for scores from -100 to 100 (no overflow, no NaN), in float32 and bfloat16."""
+    import numpy as np
+
+    from graph.embed import kernels
+
+    P, N, k = 300, 40, 1e-3
+    s = torch.linspace(-100, 100, 2 * P * N, dtype=torch.float64)[torch.randperm(2 * P * N, generator=torch.Generator().manual_seed(0))]
+    S = s.view(2 * P, N).float()
+    rt = torch.randn(P, generator=torch.Generator().manual_seed(1)).float()
+    full = S.double().clone()
+    full[P:] += rt.double().view(P, 1)
+    ref_loss = torch.nn.functional.softplus(full).sum(1)
+    ref_g = torch.sigmoid(full) * k
+    G, gu, loss_rows = torch.empty_like(S), torch.empty(P), np.empty(2 * P)
+    kernels.score_grads(S.numpy(), rt.numpy(), k, G.numpy(), gu.numpy(), loss_rows)
+    assert np.allclose(loss_rows, ref_loss.numpy(), rtol=1e-9, atol=1e-12)
+    assert torch.allclose(G.double(), ref_g, rtol=1e-6, atol=1e-30)
+    assert torch.allclose(gu.double(), ref_g[P:].sum(1), rtol=1e-5)
+    # bfloat16 in, bfloat16 out: the input's rounding aside, G is torch's conversion of the exact value
+    Sb = S.bfloat16()
+    Gb = torch.empty_like(Sb)
+    kernels.score_grads_bf16(model._bits(Sb), rt.numpy(), k, model._bits(Gb), gu.numpy(), loss_rows)
+    exact = Sb.double().clone()
+    exact[P:] += rt.double().view(P, 1)
+    want = (torch.sigmoid(exact) * k).float().bfloat16()
+    live = exact > -60  # below, both are < 1e-29 (the kernel stops at exp(-64))
+    mismatch = (Gb != want)[live].double().mean().item()
+    assert mismatch < 1e-3, mismatch  # only float32 values within an ulp of a rounding tie may differ
+    assert (Gb.double() - want.double()).abs().max() < 1e-28
+    assert np.allclose(loss_rows, torch.nn.functional.softplus(exact).sum(1).numpy(), rtol=1e-9)
