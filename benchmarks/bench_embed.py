@@ -5,7 +5,9 @@ train/held-out split, the same negatives budget (--negatives per positive, half 
 head/user and half the tail/tweet) and the same number of epochs. Each trainer runs in its own
 child process so its peak RSS is its own. Reported: positive edges/s (training only), peak RSS,
 held-out MRR / HITS@10 (each held-out edge ranked against --eval-candidates random tweets with
-the model's own score function, same candidates for both).
+the model's own score function, same candidates for both). Ours runs with its default
+--matmul-precision auto; where that means bfloat16 products (a CPU with AVX512_BF16 or AMX),
+it runs a second time with float32 products, in its own child, for the float32_* figures.
 
 PyG baseline: torch_geometric.nn.kge.TransE(sparse=True) on one node space (users then tweets),
 its own random_sample() corruption applied to each positive repeated --negatives times,
@@ -70,13 +72,14 @@ def run_ours(graph_dir: str, args, queue) -> None:
     from graph.embed import EmbedConfig, train_embeddings
 
     cfg = EmbedConfig(dim=args.dim, epochs=args.epochs, negatives=args.negatives, seed=0, max_eval_edges=args.eval_edges,
-                      eval_candidates=args.eval_candidates, batch_size=args.batch_size, chunk_size=args.chunk_size)
+                      eval_candidates=args.eval_candidates, batch_size=args.batch_size, chunk_size=args.chunk_size,
+                      matmul_precision=args.matmul_precision)
     res = train_embeddings(graph_dir, "/tmp/bench_embed_unused", cfg, write=False, progress=None)
     t = res["timing"]
     queue.put({"edges_per_s": t["edges_per_s"], "train_seconds": t["train_seconds"], "epochs_done": len(res["history"]),
                "mrr": res["metrics"]["mrr"], "hits@10": res["metrics"]["hits@10"], "peak_rss_mb": peak_rss_mb(),
                "train_edges": res["num_edges"]["train"], "evaluated_edges": res["num_edges"]["evaluated"],
-               "history": res["history"], "config": res["config"]})
+               "history": res["history"], "config": res["config"], "matmul_precision": t["matmul_precision"]})
 
 
 class PygScorer:
@@ -198,6 +201,10 @@ def main(argv=None) -> int:
     ap.add_argument("--eval-candidates", type=int, default=1000)
     ap.add_argument("--graph-dir", default="/tmp/bench_embed_graph", help="where the synthetic graph is written (reused if it matches)")
     ap.add_argument("--skip-pyg", action="store_true")
+    ap.add_argument("--matmul-precision", choices=["auto", "float32", "bfloat16"], default="auto",
+                    help="ours: the products' number format [auto]; where it resolves to bfloat16, ours also runs with "
+                         "float32 products in the same invocation (reported as float32_*) unless --skip-float32")
+    ap.add_argument("--skip-float32", action="store_true")
     ap.add_argument("--out", default=str(RESULTS))
     args = ap.parse_args(argv)
     if args.quick:
@@ -229,15 +236,23 @@ def main(argv=None) -> int:
     load_start = os.getloadavg()
     ours = in_child(run_ours, str(gdir), args)
     print("ours:", json.dumps({k: v for k, v in ours.items() if k not in ("history", "config")}), file=sys.stderr)
+    ours32 = None
+    if ours["matmul_precision"] != "float32" and not args.skip_float32:
+        ours32 = in_child(run_ours, str(gdir), argparse.Namespace(**{**vars(args), "matmul_precision": "float32"}))
+        print("ours, float32 products:", json.dumps({k: v for k, v in ours32.items() if k not in ("history", "config")}),
+              file=sys.stderr)
     pyg = None if args.skip_pyg else in_child(run_pyg, str(gdir), args)
     result = {
         "graph": {"users": g.num_users, "tweets": g.num_tweets, "edges": g.num_edges},
         "dim": args.dim, "negatives_per_positive": args.negatives, "epochs": args.epochs, "cores": len(os.sched_getaffinity(0)),
         "edges_per_s": ours["edges_per_s"], "mrr": ours["mrr"], "hits@10": ours["hits@10"], "peak_rss_mb": ours["peak_rss_mb"],
-        "ours": ours,
+        "matmul_precision": ours["matmul_precision"], "ours": ours,
         # 1/5/15-minute load averages of the machine (other jobs share its 2 cores)
         "load_average": {"start": list(load_start), "end": list(os.getloadavg())},
     }
+    if ours32:
+        result.update({"float32_edges_per_s": ours32["edges_per_s"], "float32_mrr": ours32["mrr"], "float32_hits@10": ours32["hits@10"],
+                       "float32_peak_rss_mb": ours32["peak_rss_mb"], "ours_float32": ours32})
     if pyg:
         result.update({"pyg_edges_per_s": pyg["edges_per_s"], "pyg_mrr": pyg["mrr"], "pyg_hits@10": pyg["hits@10"],
                        "pyg_peak_rss_mb": pyg["peak_rss_mb"], "speedup": ours["edges_per_s"] / pyg["edges_per_s"], "pyg": pyg})
@@ -249,12 +264,14 @@ def main(argv=None) -> int:
             ("held-out MRR", "mrr", "{:.4f}"), ("held-out HITS@10", "hits@10", "{:.4f}"), ("epochs done", "epochs_done", "{:.3g}")]
     print(f"\n{g.num_edges:,} edges, dim {args.dim}, {args.negatives} negatives/positive, {args.epochs} epoch(s)")
     print(f"load average (1 min) {load_start[0]:.1f} at start, {os.getloadavg()[0]:.1f} at end")
-    print(f"{'':20s} {'coengage (DGL)':>16s} {'PyG TransE':>14s} {'ratio':>8s}")
+    head32 = f" {'ours, float32':>14s}" if ours32 else ""
+    print(f"{'':20s} {'coengage (' + ours['matmul_precision'] + ')':>20s}{head32} {'PyG TransE':>14s} {'ratio':>8s}")
     for label, key, fmt in rows:
         a = ours[key]
         b = pyg[key] if pyg else None
         ratio = f"{a / b:.2f}x" if b else "-"
-        print(f"{label:20s} {fmt.format(a):>16s} {fmt.format(b) if b is not None else '-':>14s} {ratio:>8s}")
+        col32 = f" {fmt.format(ours32[key]):>14s}" if ours32 else ""
+        print(f"{label:20s} {fmt.format(a):>20s}{col32} {fmt.format(b) if b is not None else '-':>14s} {ratio:>8s}")
     print(f"results -> {out}")
     return 0
 
