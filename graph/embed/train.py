@@ -75,6 +75,9 @@ def matmul_dtype(config: EmbedConfig) -> torch.dtype:
     name = config.matmul_precision
     if name == "auto":
         name = "bfloat16" if native_bf16() else "float32"
+    elif name == "bfloat16" and not native_bf16():
+        log.warning("--matmul-precision bfloat16 on a CPU without native bfloat16 dot products (AVX512_BF16/AMX): "
+                    "they are emulated, which is usually slower than float32")
     return getattr(torch, name)
 
 
