@@ -71,13 +71,13 @@ def native_bf16() -> bool:
 
 def matmul_dtype(config: EmbedConfig) -> torch.dtype:
     """The products' dtype for ``config.matmul_precision`` ('auto': bfloat16 where the CPU has native
-    bfloat16 dot products; emulated bfloat16 is slower than float32)."""
+    bfloat16 dot products; elsewhere oneDNN emulates them, expected slower than float32)."""
     name = config.matmul_precision
     if name == "auto":
         name = "bfloat16" if native_bf16() else "float32"
     elif name == "bfloat16" and not native_bf16():
         log.warning("--matmul-precision bfloat16 on a CPU without native bfloat16 dot products (AVX512_BF16/AMX): "
-                    "they are emulated, which is usually slower than float32")
+                    "they are emulated, which is expected to be slower than float32")
     return getattr(torch, name)
 
 
