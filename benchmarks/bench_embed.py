@@ -36,6 +36,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from graph.embed.config import MATMUL_PRECISIONS  # noqa: E402  (dataclasses only: no torch, no dgl)
 
 RESULTS = ROOT / "benchmarks" / "results" / "embed.json"
 
@@ -201,7 +202,7 @@ def main(argv=None) -> int:
     ap.add_argument("--eval-candidates", type=int, default=1000)
     ap.add_argument("--graph-dir", default="/tmp/bench_embed_graph", help="where the synthetic graph is written (reused if it matches)")
     ap.add_argument("--skip-pyg", action="store_true")
-    ap.add_argument("--matmul-precision", choices=["auto", "float32", "bfloat16"], default="auto",
+    ap.add_argument("--matmul-precision", choices=MATMUL_PRECISIONS, default="auto",
                     help="ours: the products' number format [auto]; where it resolves to bfloat16, ours also runs with "
                          "float32 products in the same invocation (reported as float32_*) unless --skip-float32")
     ap.add_argument("--skip-float32", action="store_true")

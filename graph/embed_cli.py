@@ -51,15 +51,12 @@ def register(sub) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar (default: shown on a terminal)")
     defaults = {f.name: f.default for f in fields(EmbedConfig)}
     types = {f.name: type(f.default) for f in fields(EmbedConfig)}
+    choices = {"negative_reduction": NEGATIVE_REDUCTIONS, "optimizer": OPTIMIZERS, "matmul_precision": MATMUL_PRECISIONS}
     hp = p.add_argument_group("training (defaults in brackets)")
     for name in OPTIONS:
         kwargs = {"type": types[name], "default": defaults[name], "help": f"{EmbedConfig.help(name)} [{defaults[name]}]"}
-        if name == "negative_reduction":
-            kwargs["choices"] = NEGATIVE_REDUCTIONS
-        if name == "optimizer":
-            kwargs["choices"] = OPTIMIZERS
-        if name == "matmul_precision":
-            kwargs["choices"] = MATMUL_PRECISIONS
+        if name in choices:
+            kwargs["choices"] = choices[name]
         hp.add_argument("--" + name.replace("_", "-"), dest=name, **kwargs)
     p.set_defaults(func=run)
 

@@ -392,7 +392,7 @@ class Trainer:
         n = max(1, w["n"])
         loss = D.all_reduce_mean(float(w["loss"]) / n, self.device)
         mlm = D.all_reduce_mean(float(w["mlm"]) / n, self.device)
-        social = (D.all_reduce_mean(float(w["social"]) / max(1, w["social_n"]), self.device)
+        social = (D.all_reduce_mean(float(w["social"]) / w["social_n"], self.device)
                   if w["social_n"] else None)
         grad_norm = None if grad_norm is None else float(grad_norm)
         rec = {"step": self.step, "stage": stage, "epoch": round(self.step * self.config.grad_accum /

@@ -96,12 +96,12 @@ def stacked_loss_and_grads(x: torch.Tensor, y: torch.Tensor, rel: torch.Tensor, 
     (:mod:`graph.embed.kernels`). ``dots``: the positives' (u + r)^T t and r^T t ([B] each) where the
     caller has them already (:func:`graph.embed.kernels.gather_operands` computes them).
 
-    ``matmul_dtype=torch.bfloat16`` runs the three batched products on bfloat16 copies of x, y and
-    G (float32 accumulation inside the products); S, dx and dy come back in x's dtype, as do the
-    positives' scores and everything elementwise (measured: computing on S in bfloat16 is slower
-    here, torch converts each element anyway); None: x's dtype throughout: about twice the product throughput on CPUs
-    with native bfloat16 dot products (AVX512_BF16, AMX), at bfloat16's 8-bit mantissa in the
-    products' inputs and outputs.
+    ``matmul_dtype=torch.bfloat16`` runs the three batched products on bfloat16 copies of x and y
+    (float32 accumulation inside the products): about twice their throughput on CPUs with native
+    bfloat16 dot products (AVX512_BF16, AMX), at bfloat16's 8-bit mantissa in the products' inputs
+    and outputs. S and G stay bfloat16 between the products (the score kernel reads and writes
+    their bits); dx and dy come back in x's dtype, as do the positives' scores and gradients.
+    None: x's dtype throughout.
 
     Returns ``(loss, du, drel, dt, dy)``: the mean loss per positive (0-d) and its gradients with
     respect to u and t ([B, d] each; du and dt are views of one buffer), rel ([R, d]) and y

@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import logging
@@ -56,6 +57,7 @@ def available_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+@functools.cache
 def native_bf16() -> bool:
     """Whether this CPU has native bfloat16 dot products (AVX512_BF16 or AMX-BF16; Linux only)."""
     try:
@@ -102,15 +104,15 @@ class DenseAdagrad:
     vectors, the same operations in the same order, without the optimiser's machinery (which
     took ~0.3 ms a step for a [relations, d] tensor, ~2 % of a training step)."""
 
-    def __init__(self, param: torch.Tensor, lr: float):
-        self.param, self.lr, self.steps = param, lr, 0
-        self.sum = torch.zeros_like(param, requires_grad=False)
+    def __init__(self, param: torch.Tensor, lr: float, eps: float = 1e-10):
+        self.param, self.lr, self.eps, self.steps = param, lr, eps, 0
+        self.sum = torch.zeros_like(param)
 
     @torch.no_grad()
     def step(self, grad: torch.Tensor) -> None:
         self.steps += 1
         self.sum.addcmul_(grad, grad, value=1)
-        self.param.addcdiv_(grad, self.sum.sqrt().add_(1e-10), value=-self.lr)
+        self.param.addcdiv_(grad, self.sum.sqrt().add_(self.eps), value=-self.lr)
 
 
 class TwHINModel:
@@ -183,26 +185,25 @@ class TwHINModel:
         neg = sampler.sample(n_chunks, gen)
         bu, bt, br, bw = (a.index_select(0, idx) for a in (e.users, e.tweets, e.rels, e.weights))
         fused = cfg.optimizer == "fused"
-        # fused: the update needs each table's distinct rows and their occurrences; the operands are
-        # gathered straight from the tables. dgl: each distinct row is read once through the
-        # NodeEmbedding (recorded in its trace for SparseAdagrad) and the operands gathered from those.
         u_ids, t_ids = torch.cat([bu, neg.users.reshape(-1)]), torch.cat([bt, neg.tweets.reshape(-1)])
-        if fused:
-            (uid, ustarts, uorder), (tid, tstarts, torder) = self.user_rows.group(u_ids), self.tweet_rows.group(t_ids)
-        else:
-            uid, uinv, uorder, ustarts = group_occurrences(u_ids)
-            tid, tinv, torder, tstarts = group_occurrences(t_ids)
         x, y = torch.empty(2, B, d), torch.empty(2, n_chunks, N, d)
         relation = self.relation.detach()
         dots = None
-        if fused:  # one numba pass gathers the operands straight from the tables
+        if fused:
+            # the update needs each table's distinct rows and their occurrences (grouped without a
+            # sort); one numba pass gathers the operands straight from the tables
+            (uid, ustarts, uorder), (tid, tstarts, torder) = self.user_rows.group(u_ids), self.tweet_rows.group(t_ids)
             dots = torch.empty(B), torch.empty(B)
             kernels.gather_operands(self.user.weight.numpy(), self.tweet.weight.numpy(), relation.numpy(), bu.numpy(), bt.numpy(),
                                     br.numpy(), neg.tweets.reshape(-1).numpy(), neg.users.reshape(-1).numpy(), x.numpy(),
                                     y.view(2, -1, d).numpy(), dots[0].numpy(), dots[1].numpy())
         else:
+            # each distinct row is read once through the NodeEmbedding (recorded in its trace for
+            # SparseAdagrad) and the operands gathered from those
+            uid, uinv, uorder, ustarts = group_occurrences(u_ids)
+            tid, tinv, torder, tstarts = group_occurrences(t_ids)
             self.sparse_opt.zero_grad()
-            urows, trows = self.user(uid), self.tweet(tid)  # recorded in the tables' traces for SparseAdagrad
+            urows, trows = self.user(uid), self.tweet(tid)
             U, T = urows.detach(), trows.detach()
             # index_select copies whole rows; advanced indexing (U[i]) is several times slower on CPU
             torch.index_select(U, 0, uinv[:B], out=x[0])
