@@ -7,7 +7,8 @@ child process so its peak RSS is its own. Reported: positive edges/s (training o
 held-out MRR / HITS@10 (each held-out edge ranked against --eval-candidates random tweets with
 the model's own score function, same candidates for both). Ours runs with its default
 --matmul-precision auto; where that means bfloat16 products (a CPU with AVX512_BF16 or AMX),
-it runs a second time with float32 products, in its own child, for the float32_* figures.
+it runs a second time with float32 products, in its own child, for the float32_* figures, and
+a third time with --optimizer rowwise (PyTorch-BigGraph's row-wise Adagrad) for the rowwise_* ones.
 
 PyG baseline: torch_geometric.nn.kge.TransE(sparse=True) on one node space (users then tweets),
 its own random_sample() corruption applied to each positive repeated --negatives times,
@@ -36,7 +37,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from graph.embed.config import MATMUL_PRECISIONS  # noqa: E402  (dataclasses only: no torch, no dgl)
+from graph.embed.config import MATMUL_PRECISIONS, OPTIMIZERS  # noqa: E402  (dataclasses only: no torch, no dgl)
 
 RESULTS = ROOT / "benchmarks" / "results" / "embed.json"
 
@@ -74,13 +75,14 @@ def run_ours(graph_dir: str, args, queue) -> None:
 
     cfg = EmbedConfig(dim=args.dim, epochs=args.epochs, negatives=args.negatives, seed=0, max_eval_edges=args.eval_edges,
                       eval_candidates=args.eval_candidates, batch_size=args.batch_size, chunk_size=args.chunk_size,
-                      matmul_precision=args.matmul_precision)
+                      matmul_precision=args.matmul_precision, optimizer=args.optimizer)
     res = train_embeddings(graph_dir, "/tmp/bench_embed_unused", cfg, write=False, progress=None)
     t = res["timing"]
     queue.put({"edges_per_s": t["edges_per_s"], "train_seconds": t["train_seconds"], "epochs_done": len(res["history"]),
                "mrr": res["metrics"]["mrr"], "hits@10": res["metrics"]["hits@10"], "peak_rss_mb": peak_rss_mb(),
                "train_edges": res["num_edges"]["train"], "evaluated_edges": res["num_edges"]["evaluated"],
-               "history": res["history"], "config": res["config"], "matmul_precision": t["matmul_precision"]})
+               "history": res["history"], "config": res["config"], "matmul_precision": t["matmul_precision"],
+               "optimizer": res["config"]["optimizer"]})
 
 
 class PygScorer:
@@ -110,9 +112,9 @@ class PygScorer:
 
 
 def run_pyg(graph_dir: str, args, queue) -> None:
-    from graph.embed import passive_omp_wait
+    from graph.embed import bounded_omp_wait
 
-    passive_omp_wait()  # the same OpenMP wait policy as ours (set before torch loads)
+    bounded_omp_wait()  # the same OpenMP wait policy as ours (set before torch loads)
     import torch
     import torch.nn.functional as F
     from torch_geometric.nn.kge import TransE
@@ -206,6 +208,11 @@ def main(argv=None) -> int:
                     help="ours: the products' number format [auto]; where it resolves to bfloat16, ours also runs with "
                          "float32 products in the same invocation (reported as float32_*) unless --skip-float32")
     ap.add_argument("--skip-float32", action="store_true")
+    ap.add_argument("--optimizer", choices=OPTIMIZERS, default="fused",
+                    help="ours: the node tables' Adagrad [fused, the default of graph embed]; unless it is rowwise, ours "
+                         "also runs with --optimizer rowwise (PyTorch-BigGraph's row-wise Adagrad), reported as rowwise_*, "
+                         "unless --skip-rowwise")
+    ap.add_argument("--skip-rowwise", action="store_true")
     ap.add_argument("--out", default=str(RESULTS))
     args = ap.parse_args(argv)
     if args.quick:
@@ -242,18 +249,26 @@ def main(argv=None) -> int:
         ours32 = in_child(run_ours, str(gdir), argparse.Namespace(**{**vars(args), "matmul_precision": "float32"}))
         print("ours, float32 products:", json.dumps({k: v for k, v in ours32.items() if k not in ("history", "config")}),
               file=sys.stderr)
+    rowwise = None
+    if args.optimizer != "rowwise" and not args.skip_rowwise:
+        rowwise = in_child(run_ours, str(gdir), argparse.Namespace(**{**vars(args), "optimizer": "rowwise"}))
+        print("ours, row-wise Adagrad:", json.dumps({k: v for k, v in rowwise.items() if k not in ("history", "config")}),
+              file=sys.stderr)
     pyg = None if args.skip_pyg else in_child(run_pyg, str(gdir), args)
     result = {
         "graph": {"users": g.num_users, "tweets": g.num_tweets, "edges": g.num_edges},
         "dim": args.dim, "negatives_per_positive": args.negatives, "epochs": args.epochs, "cores": len(os.sched_getaffinity(0)),
         "edges_per_s": ours["edges_per_s"], "mrr": ours["mrr"], "hits@10": ours["hits@10"], "peak_rss_mb": ours["peak_rss_mb"],
-        "matmul_precision": ours["matmul_precision"], "ours": ours,
+        "matmul_precision": ours["matmul_precision"], "optimizer": ours["optimizer"], "ours": ours,
         # 1/5/15-minute load averages of the machine (other jobs share its 2 cores)
         "load_average": {"start": list(load_start), "end": list(os.getloadavg())},
     }
     if ours32:
         result.update({"float32_edges_per_s": ours32["edges_per_s"], "float32_mrr": ours32["mrr"], "float32_hits@10": ours32["hits@10"],
                        "float32_peak_rss_mb": ours32["peak_rss_mb"], "ours_float32": ours32})
+    if rowwise:
+        result.update({"rowwise_edges_per_s": rowwise["edges_per_s"], "rowwise_mrr": rowwise["mrr"], "rowwise_hits@10": rowwise["hits@10"],
+                       "rowwise_peak_rss_mb": rowwise["peak_rss_mb"], "ours_rowwise": rowwise})
     if pyg:
         result.update({"pyg_edges_per_s": pyg["edges_per_s"], "pyg_mrr": pyg["mrr"], "pyg_hits@10": pyg["hits@10"],
                        "pyg_peak_rss_mb": pyg["peak_rss_mb"], "speedup": ours["edges_per_s"] / pyg["edges_per_s"], "pyg": pyg})
@@ -266,13 +281,15 @@ def main(argv=None) -> int:
     print(f"\n{g.num_edges:,} edges, dim {args.dim}, {args.negatives} negatives/positive, {args.epochs} epoch(s)")
     print(f"load average (1 min) {load_start[0]:.1f} at start, {os.getloadavg()[0]:.1f} at end")
     head32 = f" {'ours, float32':>14s}" if ours32 else ""
-    print(f"{'':20s} {'coengage (' + ours['matmul_precision'] + ')':>20s}{head32} {'PyG TransE':>14s} {'ratio':>8s}")
+    headrw = f" {'ours, rowwise':>14s}" if rowwise else ""
+    print(f"{'':20s} {'coengage (' + ours['matmul_precision'] + ')':>20s}{head32}{headrw} {'PyG TransE':>14s} {'ratio':>8s}")
     for label, key, fmt in rows:
         a = ours[key]
         b = pyg[key] if pyg else None
         ratio = f"{a / b:.2f}x" if b else "-"
         col32 = f" {fmt.format(ours32[key]):>14s}" if ours32 else ""
-        print(f"{label:20s} {fmt.format(a):>20s}{col32} {fmt.format(b) if b is not None else '-':>14s} {ratio:>8s}")
+        colrw = f" {fmt.format(rowwise[key]):>14s}" if rowwise else ""
+        print(f"{label:20s} {fmt.format(a):>20s}{col32}{colrw} {fmt.format(b) if b is not None else '-':>14s} {ratio:>8s}")
     print(f"results -> {out}")
     return 0
 

@@ -274,9 +274,9 @@ def embed_worker(graph_dir: str, steps: int, batch_size: int, dim: int, negative
                  save_to: str | None = None) -> None:
     """Child process: graph.embed's trainer set up as ``coengage graph embed`` does, then ``steps`` steps;
     with ``save_to`` the tables are then written there as an embeddings artifact (for the knn stage)."""
-    from graph.embed import passive_omp_wait
+    from graph.embed import bounded_omp_wait
 
-    passive_omp_wait()
+    bounded_omp_wait()
     import numpy as np
     import torch
 
@@ -294,11 +294,12 @@ def embed_worker(graph_dir: str, steps: int, batch_size: int, dim: int, negative
     train_pos, _ = split_edges(len(edges), cfg.holdout, cfg.seed)
     train = edges.take(train_pos)
     del edges
-    tw = TwHINModel(g.num_users, g.num_tweets, len(g.relations), cfg)
-    sampler = NegativeSampler(g.num_users, g.num_tweets, train.users, train.tweets, cfg.tweet_negatives,
-                              cfg.user_negatives, cfg.degree_fraction)
     te = _torch_edges(train)
     E = len(train)
+    del train
+    tw = TwHINModel(g.num_users, g.num_tweets, len(g.relations), cfg)
+    sampler = NegativeSampler(g.num_users, g.num_tweets, te.users, te.tweets, cfg.tweet_negatives,
+                              cfg.user_negatives, cfg.degree_fraction)
     setup_s = time.perf_counter() - t0
     gen = torch.Generator().manual_seed(seed)
     perm = torch.randperm(E, generator=gen)
@@ -383,7 +384,9 @@ def measure(stage: str, n: int, synth: dict, work: Path, args, spark: tuple) -> 
         return {**rec, "status": "not_measured",
                 "reason": f"no embeddings at {work / f'emb_e{n}'} (run the embed stage of this size first)"}
     cmd, out = stage_commands(stage, n, synth_dir, work, args)
-    env = {"OMP_WAIT_POLICY": "PASSIVE"}
+    from graph.embed import OMP_SPINCOUNT
+
+    env = {"GOMP_SPINCOUNT": OMP_SPINCOUNT}  # graph embed's bounded OpenMP wait, for every stage
     r = run_stage(cmd, timeout_s=args.max_stage_s, min_free_gib=args.min_free_gib, sample_s=args.sample_s,
                   log_path=work / "logs" / f"{stage}_e{n}.log", env=env)
     rec.update(r)

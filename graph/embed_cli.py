@@ -14,9 +14,11 @@ type weight of the graph's config) plus -log sigma(-f(e')) over negatives that c
 user or the tweet, drawn uniformly and in proportion to degree, shared per chunk of edges.
 Node tables are DGL NodeEmbeddings trained with DGL's sparse Adagrad (--optimizer fused, the
 default, runs the same update in one numba pass, equal to --optimizer dgl, which calls
-dgl.optim.SparseAdagrad.step, up to the last bit of the square root); relation vectors with
-dense Adagrad. The three batched matrix products of a step run in bfloat16 where the CPU has
-native bfloat16 dot products (--matmul-precision auto; float32 otherwise).
+dgl.optim.SparseAdagrad.step, up to the last bit of the square root; --optimizer rowwise is
+PyTorch-BigGraph's row-wise Adagrad: one accumulator per row, half the tables' memory, a
+slightly faster step, a different optimiser); relation vectors with dense Adagrad. The three
+batched matrix products of a step run in bfloat16 where the CPU has native bfloat16 dot
+products (--matmul-precision auto; float32 otherwise).
 
 A fraction of edges (--holdout) is held out; after every epoch each held-out edge is ranked
 against --eval-candidates random tweets (MRR, HITS@1/10/50, overall and per relation).
@@ -62,7 +64,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from graph.embed import train_embeddings  # sets OMP_WAIT_POLICY=PASSIVE before torch loads
+    from graph.embed import train_embeddings  # bounds OpenMP's spin-wait before torch loads
     from graph.embed.config import EmbedConfig
 
     config = EmbedConfig(**{name: getattr(args, name) for name in OPTIONS})

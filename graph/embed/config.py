@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, fields
 from coengage.errors import InputError
 
 NEGATIVE_REDUCTIONS = ("mean", "sum")
-OPTIMIZERS = ("fused", "dgl")
+OPTIMIZERS = ("fused", "dgl", "rowwise")
 MATMUL_PRECISIONS = ("auto", "float32", "bfloat16")
 
 
@@ -42,10 +42,12 @@ class EmbedConfig:
                                                                  "at least 1000 for reported figures)"})
     seed: int = field(default=0, metadata={"help": "seed of the split, initialisation, edge order and negatives"})
     threads: int = field(default=0, metadata={"help": "torch and numba threads; 0 = the cores this process may use"})
-    optimizer: str = field(default="fused", metadata={"help": "how the node tables' sparse Adagrad step runs: 'fused' = one numba pass over "
-                                                              "the batch's distinct rows on DGL's weights and state; 'dgl' = "
-                                                              "dgl.optim.SparseAdagrad.step (slower). The same update up to the "
-                                                              "last bit of the square root"})
+    optimizer: str = field(default="fused", metadata={"help": "the node tables' sparse Adagrad: 'fused' = DGL's element-wise "
+                                                              "SparseAdagrad update in one numba pass over the batch's distinct rows "
+                                                              "on DGL's weights and state; 'dgl' = dgl.optim.SparseAdagrad.step "
+                                                              "(slower; the same update up to the last bit of the square root); "
+                                                              "'rowwise' = PyTorch-BigGraph's row-wise Adagrad (one accumulator per "
+                                                              "row: half the tables' memory, a faster step; a different optimiser)"})
     matmul_precision: str = field(default="auto", metadata={"help": "number format of the three batched matrix products of a step "
                                                                     "(scores and their two gradients): 'bfloat16' runs them about "
                                                                     "twice as fast on CPUs with native bfloat16 dot products "
@@ -98,13 +100,14 @@ class EmbedConfig:
         return cls(**d)
 
     def training_key(self) -> dict:
-        """The fields a resumed run must share with the checkpoint (all but epochs, threads and the
-        optimizer path: both paths take the same steps, up to the square root's last bit, on the same
-        state layout)."""
+        """The fields a resumed run must share with the checkpoint: all but epochs, threads and the
+        optimizer path, where 'fused' and 'dgl' take the same steps (up to the square root's last bit)
+        on the same state layout; 'rowwise' is another optimiser and state, so it is part of the key."""
         d = self.to_dict()
         d.pop("epochs")
         d.pop("threads")
-        d.pop("optimizer")
+        if d.pop("optimizer") == "rowwise":
+            d["adagrad"] = "rowwise"
         return d
 
     @classmethod

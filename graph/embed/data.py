@@ -34,6 +34,45 @@ class EdgeSet:
         return EdgeSet(self.users[index], self.tweets[index], self.rels[index], self.weights[index])
 
 
+class PackedEdges:
+    """Training edges packed one row per edge, ``[E, 4]`` int32: user, tweet, relation and the
+    weight's float32 bits. A batch picks edges at random positions of arrays far larger than the
+    caches; packed, each pick costs one cache line instead of one per array (measured, 8,192 picks
+    out of 10M edges: 0.07 ms instead of 0.35 ms for four ``index_select``s).
+
+    ``users`` / ``tweets`` are int32 column views (no copy). Node ids must fit int32: a table of
+    2^31 rows would take a terabyte at d = 128, so no graph that trains here is refused."""
+
+    def __init__(self, e: EdgeSet):
+        for name, a in (("user", e.users), ("tweet", e.tweets), ("relation", e.rels)):
+            if len(a) and (a.min() < 0 or a.max() > np.iinfo(np.int32).max):
+                raise ArtifactError(f"{name} ids outside [0, 2^31) in the training edges: {a.min()}..{a.max()}")
+        self.rows = np.empty((len(e), 4), dtype=np.int32)
+        for j, a in enumerate((e.users, e.tweets, e.rels)):
+            self.rows[:, j] = a
+        self.rows[:, 3] = np.asarray(e.weights, dtype=np.float32).view(np.int32)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    @property
+    def users(self) -> np.ndarray:
+        return self.rows[:, 0]
+
+    @property
+    def tweets(self) -> np.ndarray:
+        return self.rows[:, 1]
+
+    def select(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``(users, tweets, rels, weights)`` of the edges at positions ``idx``: int64, int64, int64, float32."""
+        from graph.embed.kernels import select_edges
+
+        n = len(idx)
+        bu, bt, br, bw = np.empty(n, np.int64), np.empty(n, np.int64), np.empty(n, np.int64), np.empty(n, np.float32)
+        select_edges(self.rows, self.rows.view(np.float32), np.ascontiguousarray(idx, dtype=np.int64), bu, bt, br, bw)
+        return bu, bt, br, bw
+
+
 def load_heterograph(graph: GraphArtifact):
     """The graph's DGL heterograph (``graph.dgl``, via :meth:`GraphArtifact.dgl_graph`)."""
     try:

@@ -82,7 +82,8 @@ def _bits(t: torch.Tensor) -> np.ndarray:
 
 
 def stacked_loss_and_grads(x: torch.Tensor, y: torch.Tensor, rel: torch.Tensor, rel_ids: torch.Tensor, weight: torch.Tensor,
-                           chunk_size: int, reduction: str = "mean", matmul_dtype: torch.dtype | None = None, dots=None):
+                           chunk_size: int, reduction: str = "mean", matmul_dtype: torch.dtype | None = None, dots=None,
+                           overwrite_x: bool = False):
     """:func:`batch_loss` and its gradients in closed form, without autograd (the training hot path).
 
     Both corruptions are scored by one batched matrix product: the positives' left operands are
@@ -95,6 +96,9 @@ def stacked_loss_and_grads(x: torch.Tensor, y: torch.Tensor, rel: torch.Tensor, 
     may be shorter). The row-wise passes before and after the products are numba kernels
     (:mod:`graph.embed.kernels`). ``dots``: the positives' (u + r)^T t and r^T t ([B] each) where the
     caller has them already (:func:`graph.embed.kernels.gather_operands` computes them).
+    ``overwrite_x``: the gradients du, dt may be written into x's memory (x is then lost): no fresh
+    [2, B, d] buffer (measured in isolation: 0.59 instead of 2.4 ms for the positives' pass, whose
+    output otherwise lands on newly mapped pages).
 
     ``matmul_dtype=torch.bfloat16`` runs the three batched products on bfloat16 copies of x and y
     (float32 accumulation inside the products): about twice their throughput on CPUs with native
@@ -147,7 +151,7 @@ def stacked_loss_and_grads(x: torch.Tensor, y: torch.Tensor, rel: torch.Tensor, 
     loss = (loss + k * B * neg_loss) / B
     parts = kernels.relation_grad_parts(B, len(rel), d, xn.dtype)
     if low:
-        dx = torch.empty_like(x)
+        dx = x if overwrite_x else torch.empty_like(x)  # (the pass reads each element of x before writing it)
         kernels.positive_grads_bf16(_bits(dxm), xn, gpos.numpy(), gu_sum.numpy(), reln, idn, dx.numpy(), parts)
         dy = dym.to(x.dtype)
     else:

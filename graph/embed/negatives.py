@@ -34,8 +34,9 @@ class NegativeSampler:
                  tweet_negatives: int, user_negatives: int, degree_fraction: float):
         self.num_users = int(num_users)
         self.num_tweets = int(num_tweets)
-        self.train_users = torch.from_numpy(np.ascontiguousarray(train_users, dtype=np.int64))
-        self.train_tweets = torch.from_numpy(np.ascontiguousarray(train_tweets, dtype=np.int64))
+        # the training edges' endpoints, as given (no copy: e.g. int32 column views of PackedEdges)
+        self.train_users = torch.from_numpy(np.asarray(train_users))
+        self.train_tweets = torch.from_numpy(np.asarray(train_tweets))
         self.tweet_split = split_count(tweet_negatives, degree_fraction)
         self.user_split = split_count(user_negatives, degree_fraction)
 
@@ -43,7 +44,7 @@ class NegativeSampler:
         n_uniform, n_degree = split
         uniform = torch.randint(0, num_nodes, (n_chunks, n_uniform), generator=gen)
         edge = torch.randint(0, len(endpoints), (n_chunks, n_degree), generator=gen)
-        return torch.cat([uniform, endpoints[edge]], dim=1)
+        return torch.cat([uniform, endpoints[edge].to(torch.int64)], dim=1)
 
     def sample(self, n_chunks: int, gen: torch.Generator) -> ChunkNegatives:
         tweets = self._draw(n_chunks, self.num_tweets, self.train_tweets, self.tweet_split, gen)

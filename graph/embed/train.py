@@ -31,11 +31,11 @@ from coengage.errors import ArtifactError
 from graph.artifact import GraphArtifact, load
 from graph.embed import kernels, model
 from graph.embed.config import EmbedConfig
-from graph.embed.data import EdgeSet, graph_edges, split_edges
+from graph.embed.data import EdgeSet, PackedEdges, graph_edges, split_edges
 from graph.embed.evaluation import TranslationScorer, link_prediction_metrics, link_prediction_ranks
 from graph.embed.io import write_embeddings
 from graph.embed.negatives import NegativeSampler
-from graph.embed.sparse_adagrad import RowGrouper, fused_adagrad_, group_occurrences
+from graph.embed.sparse_adagrad import RowGrouper, fused_adagrad_, group_occurrences, group_two
 from graph.embed.tables import zeros_table
 
 log = logging.getLogger(__name__)
@@ -130,7 +130,8 @@ class TwHINModel:
         self.relation = torch.nn.Parameter(torch.zeros(num_relations, d))
         self.sparse_opt = dgl.optim.SparseAdagrad([self.user, self.tweet], lr=config.lr, eps=ADAGRAD_EPS)
         for emb in (self.user, self.tweet):  # DGL's state layout (one [N, d] sum of squares), on huge pages
-            emb.set_optm_state((zeros_table(*emb.weight.shape),))
+            rows, dim = emb.weight.shape  # row-wise Adagrad: one accumulator per row, [N]
+            emb.set_optm_state((zeros_table(rows, dim) if config.optimizer != "rowwise" else torch.zeros(rows),))
         self.dense_opt = DenseAdagrad(self.relation, lr=config.relation_lr)
         self.user_rows, self.tweet_rows = RowGrouper(num_users), RowGrouper(num_tweets)  # the fused step's grouping
         self.matmul_dtype = matmul_dtype(config)
@@ -161,7 +162,7 @@ class TwHINModel:
             self.dense_opt.sum.copy_(torch.from_numpy(s["relation_adagrad"]))
         self.dense_opt.steps = int(s["relation_steps"][0])
 
-    def train_batch(self, e: EdgeSet, idx: torch.Tensor, sampler: NegativeSampler, gen: torch.Generator) -> float:
+    def train_batch(self, e: PackedEdges, idx: torch.Tensor, sampler: NegativeSampler, gen: torch.Generator) -> float:
         """One optimiser step on the training edges at positions ``idx``; returns the mean loss.
 
         Per table, the ids of the positives and of the chunks' shared negatives are grouped once
@@ -176,15 +177,17 @@ class TwHINModel:
         * ``optimizer="fused"``: :func:`graph.embed.sparse_adagrad.fused_adagrad_`, one parallel pass
           over the distinct rows (grouped by :class:`graph.embed.sparse_adagrad.RowGrouper`, operands
           gathered by :func:`graph.embed.kernels.gather_operands`) on the NodeEmbeddings' weights and
-          DGL's Adagrad state (tested equal to DGL's step up to the square root's last bit), or
+          DGL's Adagrad state (tested equal to DGL's step up to the square root's last bit),
+        * ``optimizer="rowwise"``: the same pass with PyTorch-BigGraph's row-wise Adagrad (a [N] state;
+          tested against :func:`graph.embed.sparse_adagrad.rowwise_adagrad_reference_`), or
         * ``optimizer="dgl"``: ``dgl.optim.SparseAdagrad.step`` with the per-row mean gradients.
         """
         cfg = self.config
         B, d, N = len(idx), cfg.dim, cfg.tweet_negatives  # as many user as tweet negatives (config)
         n_chunks = -(-B // cfg.chunk_size)
         neg = sampler.sample(n_chunks, gen)
-        bu, bt, br, bw = (a.index_select(0, idx) for a in (e.users, e.tweets, e.rels, e.weights))
-        fused = cfg.optimizer == "fused"
+        bu, bt, br, bw = (torch.from_numpy(a) for a in e.select(idx.numpy()))
+        fused = cfg.optimizer != "dgl"  # fused and rowwise: the numba update
         u_ids, t_ids = torch.cat([bu, neg.users.reshape(-1)]), torch.cat([bt, neg.tweets.reshape(-1)])
         x, y = torch.empty(2, B, d), torch.empty(2, n_chunks, N, d)
         relation = self.relation.detach()
@@ -192,7 +195,7 @@ class TwHINModel:
         if fused:
             # the update needs each table's distinct rows and their occurrences (grouped without a
             # sort); one numba pass gathers the operands straight from the tables
-            (uid, ustarts, uorder), (tid, tstarts, torder) = self.user_rows.group(u_ids), self.tweet_rows.group(t_ids)
+            (uid, ustarts, uorder), (tid, tstarts, torder) = group_two(self.user_rows, u_ids, self.tweet_rows, t_ids)
             dots = torch.empty(B), torch.empty(B)
             kernels.gather_operands(self.user.weight.numpy(), self.tweet.weight.numpy(), relation.numpy(), bu.numpy(), bt.numpy(),
                                     br.numpy(), neg.tweets.reshape(-1).numpy(), neg.users.reshape(-1).numpy(), x.numpy(),
@@ -213,7 +216,7 @@ class TwHINModel:
             torch.index_select(U, 0, uinv[B:], out=y[1].view(-1, d))
         with torch.no_grad():
             loss, du, drel, dt, dy = model.stacked_loss_and_grads(x, y, relation, br, bw, cfg.chunk_size, cfg.negative_reduction,
-                                                                  self.matmul_dtype, dots)
+                                                                  self.matmul_dtype, dots, overwrite_x=True)
             dnt, dnu = dy[0].view(-1, d), dy[1].view(-1, d)
             if fused:
                 fused_adagrad_(self.user.weight, self.user.optm_state[0], uid, ustarts, uorder, du, dnu, cfg.lr, ADAGRAD_EPS)
@@ -229,14 +232,17 @@ class TwHINModel:
             self.dense_opt.step(drel)
         return float(loss)
 
-    def train_batch_autograd(self, e: EdgeSet, idx: torch.Tensor, sampler: NegativeSampler, gen: torch.Generator) -> float:
+    def train_batch_autograd(self, e: PackedEdges, idx: torch.Tensor, sampler: NegativeSampler, gen: torch.Generator) -> float:
         """Reference for :meth:`train_batch`: autograd through :func:`graph.embed.model.batch_loss`
-        with one NodeEmbedding call per (table, role), duplicates left to SparseAdagrad (slower)."""
+        with one NodeEmbedding call per (table, role), duplicates left to SparseAdagrad (slower).
+        Element-wise Adagrad only (DGL's optimiser has no row-wise form)."""
         cfg = self.config
+        if cfg.optimizer == "rowwise":
+            raise ValueError("train_batch_autograd is the reference of the element-wise optimisers, not of 'rowwise'")
         B = len(idx)
         n_chunks = -(-B // cfg.chunk_size)
         neg = sampler.sample(n_chunks, gen)
-        bu, bt, br, bw = e.users[idx], e.tweets[idx], e.rels[idx], e.weights[idx]
+        bu, bt, br, bw = (torch.from_numpy(a) for a in e.select(idx.numpy()))
         self.sparse_opt.zero_grad()
         self.relation.grad = None
         d = cfg.dim
@@ -252,8 +258,9 @@ class TwHINModel:
         return float(loss.detach())
 
 
-def _torch_edges(e: EdgeSet) -> EdgeSet:
-    return EdgeSet(torch.from_numpy(e.users), torch.from_numpy(e.tweets), torch.from_numpy(e.rels), torch.from_numpy(e.weights))
+def _torch_edges(e: EdgeSet) -> PackedEdges:
+    """The training edges as :meth:`TwHINModel.train_batch` takes them."""
+    return PackedEdges(e)
 
 
 def _save_checkpoint(path: Path, tw: TwHINModel, meta: dict) -> None:
@@ -311,15 +318,18 @@ def train_embeddings(graph: str | os.PathLike | GraphArtifact, out: str | os.Pat
 
     edges = graph_edges(graph)
     train_pos, held_pos = split_edges(len(edges), config.holdout, config.seed)
-    train, held = edges.take(train_pos), _eval_edges(edges.take(held_pos), config)
+    held = _eval_edges(edges.take(held_pos), config)
+    te = _torch_edges(edges.take(train_pos))  # packed: all training reads from here on
+    E, n_held = len(te), len(held_pos)
+    del edges, train_pos, held_pos
     relations = graph.relations
     log.info("training on %d edges, %d held out (%d evaluated), %d users, %d tweets, dim %d",
-             len(train), len(held_pos), len(held), graph.num_users, graph.num_tweets, config.dim)
+             E, n_held, len(held), graph.num_users, graph.num_tweets, config.dim)
 
     tw = TwHINModel(graph.num_users, graph.num_tweets, len(relations), config)
     precision = str(tw.matmul_dtype).removeprefix("torch.")
     log.info("matrix products in %s (--matmul-precision %s)", precision, config.matmul_precision)
-    sampler = NegativeSampler(graph.num_users, graph.num_tweets, train.users, train.tweets,
+    sampler = NegativeSampler(graph.num_users, graph.num_tweets, te.users, te.tweets,
                               config.tweet_negatives, config.user_negatives, config.degree_fraction)
     ckpt = checkpoint_dir(out)
     history: list[dict] = []
@@ -335,8 +345,6 @@ def train_embeddings(graph: str | os.PathLike | GraphArtifact, out: str | os.Pat
     elif ckpt.exists():
         log.warning("ignoring the checkpoint at %s (no --resume); it will be overwritten", ckpt)
 
-    te = _torch_edges(train)
-    E = len(train)
     metrics = None
     for epoch in range(start_epoch, config.epochs):
         gen = torch.Generator().manual_seed(_seed(config.seed, epoch + 1))
@@ -374,7 +382,7 @@ def train_embeddings(graph: str | os.PathLike | GraphArtifact, out: str | os.Pat
     timing = {"train_seconds": train_seconds, "eval_seconds": eval_seconds, "total_seconds": time.perf_counter() - t_start,
               "edges_per_s": (E * len(history) / train_seconds) if train_seconds > 0 else None, "threads": threads,
               "matmul_precision": precision}
-    info = {"num_edges": {"train": int(E), "held_out": int(len(held_pos)), "evaluated": int(len(held))}}
+    info = {"num_edges": {"train": int(E), "held_out": int(n_held), "evaluated": int(len(held))}}
     result = {"metrics": metrics, "history": history, "timing": timing, "config": config.to_dict(),
               "graph_fingerprint": graph.fingerprint, **info}
     if write:

@@ -175,3 +175,99 @@ def test_dense_adagrad_equals_torch_adagrad():
         ours.step(grad)
         assert torch.equal(ours.param, ref) and torch.equal(ours.sum, opt.state[ref]["sum"])
     assert ours.steps == int(opt.state[ref]["step"]) == 6 and not torch.equal(ref, init)
+
+
+def test_rowwise_update_equals_reference():
+    """--optimizer rowwise: the fused pass with a [N] state == the plain-torch row-wise Adagrad
+    (float64 inside) over many steps with duplicates and gradients from 1e-8 to 10."""
+    from graph.embed.sparse_adagrad import rowwise_adagrad_reference_
+
+    N, d = 600, 24
+    init = torch.randn(N, d, generator=torch.Generator().manual_seed(1)) * 0.1
+    w, ref_w = init.clone(), init.clone()
+    s, ref_s = torch.zeros(N), torch.zeros(N)
+    grouper = RowGrouper(N)
+    gen = torch.Generator().manual_seed(2)
+    seen = torch.zeros(N, dtype=torch.bool)
+    for step in range(12):
+        idx = torch.randint(0, 40 if step % 3 == 0 else N, (300,), generator=gen)
+        grad = torch.randn(300, d, generator=gen) * 10.0 ** torch.randint(-8, 2, (300, 1), generator=gen).float()
+        seen[idx] = True
+        rows, starts, order = grouper.group(idx)
+        fused_adagrad_(w, s, rows, starts, order, grad[:111], grad[111:], 0.05, 1e-10)
+        rowwise_adagrad_reference_(ref_w, ref_s, idx, grad, 0.05, 1e-10)
+        assert torch.allclose(s, ref_s, rtol=1e-5, atol=0), step
+        assert torch.allclose(w, ref_w, rtol=1e-5, atol=1e-7), (step, (w - ref_w).abs().max().item())
+    assert 0 < seen.sum() < N and torch.equal(s > 0, seen)
+    assert not torch.equal(w, init) and torch.equal(w[~seen], init[~seen])  # untouched rows stay as they were
+    # one step's size is the same for every coordinate of a row (lr / sqrt(state)): not element-wise Adagrad
+    e_w, e_s = init.clone(), torch.zeros(N, d)
+    idx, grad = torch.tensor([3, 3, 7]), torch.randn(3, d, generator=gen)
+    rows, starts, order = grouper.group(idx)
+    fused_adagrad_(e_w, e_s, rows, starts, order, grad, grad[:0], 0.05, 1e-10)
+    r_w = init.clone()
+    fused_adagrad_(r_w, torch.zeros(N), rows, starts, order, grad, grad[:0], 0.05, 1e-10)
+    assert not torch.allclose(e_w[3], r_w[3])
+    step_ratio = (init[7] - r_w[7]) / grad[2]
+    assert torch.allclose(step_ratio, step_ratio[0].expand(d), rtol=1e-4)
+
+
+def test_group_two_equals_two_groupings():
+    a, b, a2, b2 = RowGrouper(300), RowGrouper(1000), RowGrouper(300), RowGrouper(1000)
+    gen = torch.Generator().manual_seed(6)
+    for _ in range(3):
+        ia, ib = torch.randint(0, 300, (2000,), generator=gen), torch.randint(0, 1000, (700,), generator=gen)
+        got = train_mod.group_two(a, ia, b, ib)
+        want = (a2.group(ia), b2.group(ib))
+        assert all(torch.equal(x, y) for p, q in zip(got, want) for x, y in zip(p, q))
+        assert (a.slot == -1).all() and (b.slot == -1).all()
+
+
+def test_rowwise_training_run_and_resume_key(g, tmp_path):
+    """A whole run with --optimizer rowwise: a [N] state per table, metrics alike the element-wise
+    optimiser's, and its checkpoints are not interchangeable with the element-wise ones."""
+    runs = {opt: train_embeddings(g, tmp_path / opt, cfg(epochs=3, optimizer=opt), write=False, progress=False)
+            for opt in ("fused", "rowwise")}
+    a, b = runs["fused"], runs["rowwise"]
+    assert not np.allclose(a["arrays"]["user"], b["arrays"]["user"], atol=1e-4)  # a different optimiser
+    assert b["metrics"]["mrr"] > 0.5 * a["metrics"]["mrr"] and b["history"][-1]["loss"] < b["history"][0]["loss"]
+    tw = train_mod.TwHINModel(g.num_users, g.num_tweets, len(g.relations), cfg(optimizer="rowwise"))
+    assert tuple(tw.state()["user_adagrad"].shape) == (g.num_users,)
+    assert cfg(optimizer="rowwise").training_key() != cfg(optimizer="fused").training_key()
+    with pytest.raises(ValueError, match="rowwise"):
+        tw.train_batch_autograd(None, torch.arange(3), None, None)
+
+
+def test_packed_edges_select_and_bounds():
+    from coengage.errors import ArtifactError
+    from graph.embed.data import EdgeSet, PackedEdges
+
+    rng = np.random.default_rng(0)
+    e = EdgeSet(rng.integers(0, 2**31 - 1, 1000), rng.integers(0, 50, 1000), rng.integers(0, 4, 1000),
+                rng.random(1000).astype(np.float32))
+    p = PackedEdges(e)
+    idx = rng.integers(0, 1000, 300)
+    bu, bt, br, bw = p.select(idx)
+    assert np.array_equal(bu, e.users[idx]) and np.array_equal(bt, e.tweets[idx]) and np.array_equal(br, e.rels[idx])
+    assert np.array_equal(bw, e.weights[idx]) and bu.dtype == np.int64 and bw.dtype == np.float32
+    assert np.array_equal(p.users, e.users) and np.array_equal(p.tweets, e.tweets) and len(p) == 1000
+    with pytest.raises(ArtifactError, match="user ids outside"):
+        PackedEdges(EdgeSet(np.array([2**31]), np.array([0]), np.array([0]), np.ones(1, np.float32)))
+
+
+def test_bounded_omp_wait(monkeypatch):
+    from graph.embed import OMP_SPINCOUNT, bounded_omp_wait
+
+    for var in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT"):
+        monkeypatch.delenv(var, raising=False)
+    bounded_omp_wait()
+    import os
+
+    assert os.environ["GOMP_SPINCOUNT"] == OMP_SPINCOUNT and "OMP_WAIT_POLICY" not in os.environ
+    monkeypatch.setenv("GOMP_SPINCOUNT", "7")
+    bounded_omp_wait()
+    assert os.environ["GOMP_SPINCOUNT"] == "7"  # the user's setting wins
+    monkeypatch.delenv("GOMP_SPINCOUNT")
+    monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")
+    bounded_omp_wait()
+    assert "GOMP_SPINCOUNT" not in os.environ  # an explicit wait policy is left alone
