@@ -271,3 +271,32 @@ def test_bounded_omp_wait(monkeypatch):
     monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")
     bounded_omp_wait()
     assert "GOMP_SPINCOUNT" not in os.environ  # an explicit wait policy is left alone
+
+
+def test_rowwise_checkpoint_resumes_bit_identically(g, tmp_path, monkeypatch):
+    """--optimizer rowwise: interrupted after epoch 1 and resumed == the uninterrupted run (its [N]
+    Adagrad state goes through the checkpoint); a fused run refuses that checkpoint."""
+    from coengage.errors import ArtifactError
+    from graph.embed import load_embeddings
+
+    c = cfg(epochs=2, optimizer="rowwise", matmul_precision="float32")
+    train_embeddings(g, tmp_path / "full", c, progress=False)
+    save = train_mod._save_checkpoint
+
+    def crash_after_epoch_1(path, tw, meta):
+        save(path, tw, meta)
+        raise KeyboardInterrupt("simulated crash")
+
+    monkeypatch.setattr(train_mod, "_save_checkpoint", crash_after_epoch_1)
+    with pytest.raises(KeyboardInterrupt):
+        train_embeddings(g, tmp_path / "resumed", c, progress=False)
+    monkeypatch.setattr(train_mod, "_save_checkpoint", save)
+    state = np.load(train_mod.checkpoint_dir(tmp_path / "resumed") / "user_adagrad.npy")
+    assert state.shape == (g.num_users,) and state.any()
+    with pytest.raises(ArtifactError, match="other settings"):
+        train_embeddings(g, tmp_path / "resumed", cfg(epochs=2, optimizer="fused", matmul_precision="float32"), resume=True,
+                         progress=False)
+    train_embeddings(g, tmp_path / "resumed", c, resume=True, progress=False)
+    a, b = load_embeddings(tmp_path / "full", graph=g), load_embeddings(tmp_path / "resumed", graph=g)
+    for name in ("user", "tweet", "relation"):
+        assert np.array_equal(getattr(a, name), getattr(b, name)), name
