@@ -112,9 +112,9 @@ class PygScorer:
 
 
 def run_pyg(graph_dir: str, args, queue) -> None:
-    from graph.embed import bounded_omp_wait
+    from graph.embed import choose_omp_wait
 
-    bounded_omp_wait()  # the same OpenMP wait policy as ours (set before torch loads)
+    choose_omp_wait()  # the same OpenMP wait policy as ours (chosen before torch loads)
     import torch
     import torch.nn.functional as F
     from torch_geometric.nn.kge import TransE

@@ -274,9 +274,9 @@ def embed_worker(graph_dir: str, steps: int, batch_size: int, dim: int, negative
                  save_to: str | None = None) -> None:
     """Child process: graph.embed's trainer set up as ``coengage graph embed`` does, then ``steps`` steps;
     with ``save_to`` the tables are then written there as an embeddings artifact (for the knn stage)."""
-    from graph.embed import bounded_omp_wait
+    from graph.embed import choose_omp_wait
 
-    bounded_omp_wait()
+    choose_omp_wait()
     import numpy as np
     import torch
 
@@ -384,9 +384,8 @@ def measure(stage: str, n: int, synth: dict, work: Path, args, spark: tuple) -> 
         return {**rec, "status": "not_measured",
                 "reason": f"no embeddings at {work / f'emb_e{n}'} (run the embed stage of this size first)"}
     cmd, out = stage_commands(stage, n, synth_dir, work, args)
-    from graph.embed import OMP_SPINCOUNT
-
-    env = {"GOMP_SPINCOUNT": OMP_SPINCOUNT}  # graph embed's bounded OpenMP wait, for every stage
+    # embed chooses its OpenMP wait policy from the machine's load (graph.embed.choose_omp_wait)
+    env = {} if stage == "embed" else {"OMP_WAIT_POLICY": "PASSIVE"}
     r = run_stage(cmd, timeout_s=args.max_stage_s, min_free_gib=args.min_free_gib, sample_s=args.sample_s,
                   log_path=work / "logs" / f"{stage}_e{n}.log", env=env)
     rec.update(r)

@@ -26,30 +26,45 @@ __all__ = ["EmbedConfig", "Embeddings", "load_embeddings", "train_embeddings"]
 OMP_SPINCOUNT = "10000"
 
 
-def bounded_omp_wait() -> None:
-    """Let OpenMP threads spin only briefly before they sleep while waiting for work
-    (``GOMP_SPINCOUNT=10000``), unless the environment already sets ``OMP_WAIT_POLICY`` or
-    ``GOMP_SPINCOUNT``. Takes effect only if torch is not imported yet.
+def choose_omp_wait() -> str:
+    """Choose how OpenMP threads wait for work, before torch loads (no effect once it has), unless
+    the environment sets ``OMP_WAIT_POLICY`` or ``GOMP_SPINCOUNT`` already; returns the choice.
+
+    * a quiet machine (1-minute load average below the cores this process may use): spin briefly,
+      then sleep (``GOMP_SPINCOUNT=10000``);
+    * a busy one: sleep at once (``OMP_WAIT_POLICY=PASSIVE``).
 
     A training step runs ~15 short parallel regions, alternately in torch's and numba's OpenMP
-    pools (two libgomp copies, one thread each beside the main thread on 2 cores):
+    pools (two libgomp copies, one thread each beside the main thread on 2 cores). Measured on the
+    10M-edge benchmark graph, 2 cores:
 
-    * the default policy spins ~300,000 times: on a machine shared with other jobs the spinning
-      threads of one pool hold a core the other needs (measured earlier, 2 threads on 2 cores at
-      load average ~6: a step 8x slower than with ``OMP_WAIT_POLICY=PASSIVE``);
-    * ``PASSIVE`` sleeps at once, so every region starts by waking a thread (~0.5 ms of system
-      time per 9 ms step): measured on the 10M-edge benchmark graph, 4 alternated runs each,
-      rowwise 10.1-11.3 ms per step against 8.6-10.0 ms with a bounded spin of 10,000.
+    * the default policy spins ~300,000 times: at load average ~6 the spinning threads of one pool
+      hold a core the other needs (a step 8x slower than with ``PASSIVE``);
+    * ``PASSIVE`` on a quiet machine: every region starts by waking a thread (~0.5 ms of system
+      time per 9 ms step); `coengage graph embed`, 1 epoch, alternated runs: 795-809k edges/s
+      against 828-862k with the bounded spin;
+    * the bounded spin at load ~6 (five busy processes beside it): 111k and 136k edges/s against
+      142k and 152k with ``PASSIVE``.
     """
     import os
 
-    if "OMP_WAIT_POLICY" not in os.environ:
-        os.environ.setdefault("GOMP_SPINCOUNT", OMP_SPINCOUNT)
+    if "OMP_WAIT_POLICY" in os.environ or "GOMP_SPINCOUNT" in os.environ:
+        return "environment"
+    try:
+        cores = len(os.sched_getaffinity(0))
+        busy = os.getloadavg()[0] >= cores
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        busy = False
+    if busy:
+        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+        return "passive"
+    os.environ["GOMP_SPINCOUNT"] = OMP_SPINCOUNT
+    return "bounded spin"
 
 
 def train_embeddings(*args, **kwargs):
     """Train TwHIN embeddings; see :func:`graph.embed.train.train_embeddings`."""
-    bounded_omp_wait()
+    choose_omp_wait()
     from graph.embed.train import train_embeddings as _train
 
     return _train(*args, **kwargs)

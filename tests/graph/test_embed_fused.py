@@ -255,22 +255,25 @@ def test_packed_edges_select_and_bounds():
         PackedEdges(EdgeSet(np.array([2**31]), np.array([0]), np.array([0]), np.ones(1, np.float32)))
 
 
-def test_bounded_omp_wait(monkeypatch):
-    from graph.embed import OMP_SPINCOUNT, bounded_omp_wait
-
-    for var in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT"):
-        monkeypatch.delenv(var, raising=False)
-    bounded_omp_wait()
+def test_choose_omp_wait(monkeypatch):
     import os
 
+    from graph.embed import OMP_SPINCOUNT, choose_omp_wait
+
+    for var in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT"):  # set first, so the teardown restores what was there
+        monkeypatch.setenv(var, "x")
+        monkeypatch.delenv(var)
+    cores = len(os.sched_getaffinity(0))
+    monkeypatch.setattr(os, "getloadavg", lambda: (cores - 0.5, 0.0, 0.0))  # quiet: a bounded spin
+    assert choose_omp_wait() == "bounded spin"
     assert os.environ["GOMP_SPINCOUNT"] == OMP_SPINCOUNT and "OMP_WAIT_POLICY" not in os.environ
     monkeypatch.setenv("GOMP_SPINCOUNT", "7")
-    bounded_omp_wait()
-    assert os.environ["GOMP_SPINCOUNT"] == "7"  # the user's setting wins
+    assert choose_omp_wait() == "environment" and os.environ["GOMP_SPINCOUNT"] == "7"  # the user's setting wins
     monkeypatch.delenv("GOMP_SPINCOUNT")
-    monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")
-    bounded_omp_wait()
-    assert "GOMP_SPINCOUNT" not in os.environ  # an explicit wait policy is left alone
+    monkeypatch.setattr(os, "getloadavg", lambda: (cores + 1.0, 0.0, 0.0))  # busy: sleep at once
+    assert choose_omp_wait() == "passive"
+    assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE" and "GOMP_SPINCOUNT" not in os.environ
+    assert choose_omp_wait() == "environment"  # an explicit wait policy is left alone
 
 
 def test_rowwise_checkpoint_resumes_bit_identically(g, tmp_path, monkeypatch):
