@@ -21,8 +21,8 @@ row of the weight and of the state once.
 accumulator per row (the mean of the squared gradient), so the state is [N] rather than [N, d]
 -- half the tables' memory -- and the step reads and writes one cache line of state per row
 instead of d / 16 of them. Those cold state rows were ~1 ms of a 10 ms training step on the
-10M-edge benchmark graph (2 cores), and prefetching them did not hide it: the random-row
-throughput of the memory system is the limit, so the bytes have to go.
+10M-edge benchmark graph (2 cores), and prefetching them hid at most 0.1-0.3 ms of it: the
+random-row throughput of the memory system is the limit, so the bytes have to go.
 
 The one difference from DGL's step: the square root. This pass takes the correctly rounded one
 (the CPU's ``sqrt`` instruction); DGL's step runs torch's ``sqrt_``, which on CPU is MKL's vector
