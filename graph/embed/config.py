@@ -32,7 +32,7 @@ class EmbedConfig:
     negative_reduction: str = field(default="mean", metadata={"help": "'mean': a positive's negative terms are averaged, so positive and "
                                                                       "negative parts weigh the same (PyTorch-BigGraph); 'sum': the paper's "
                                                                       "literal sum over negatives"})
-    lr: float = field(default=0.1, metadata={"help": "learning rate of DGL's sparse Adagrad on the node tables"})
+    lr: float = field(default=0.1, metadata={"help": "learning rate of the node tables' sparse Adagrad (element-wise or row-wise, --optimizer)"})
     relation_lr: float = field(default=0.01, metadata={"help": "learning rate of dense Adagrad on the relation vectors"})
     init_scale: float = field(default=0.1, metadata={"help": "node vectors start as N(0, init_scale^2 / dim) per coordinate"})
     holdout: float = field(default=0.01, metadata={"help": "fraction of edges held out of training for link-prediction evaluation"})
