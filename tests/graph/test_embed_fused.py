@@ -140,21 +140,26 @@ def test_zeros_table():
         assert t.sum().item() == 2.0
 
 
+def crash_after_epoch_1(g, out, config, monkeypatch) -> None:
+    """Train ``config`` into ``out`` and stop with a simulated crash right after epoch 1's checkpoint."""
+    save = train_mod._save_checkpoint
+
+    def save_then_crash(path, tw, meta):
+        save(path, tw, meta)
+        raise KeyboardInterrupt("simulated crash")
+
+    monkeypatch.setattr(train_mod, "_save_checkpoint", save_then_crash)
+    with pytest.raises(KeyboardInterrupt):
+        train_embeddings(g, out, config, progress=False)
+    monkeypatch.setattr(train_mod, "_save_checkpoint", save)
+
+
 def test_checkpoint_of_dgl_path_resumes_under_fused(g, tmp_path, monkeypatch):
     """Interrupted after epoch 1 with --optimizer dgl, resumed with fused == uninterrupted fused run."""
     from graph.embed import load_embeddings
 
     full = train_embeddings(g, tmp_path / "full", cfg(epochs=2, optimizer="fused", matmul_precision="float32"), progress=False)
-    save = train_mod._save_checkpoint
-
-    def crash_after_epoch_1(path, tw, meta):
-        save(path, tw, meta)
-        raise KeyboardInterrupt("simulated crash")
-
-    monkeypatch.setattr(train_mod, "_save_checkpoint", crash_after_epoch_1)
-    with pytest.raises(KeyboardInterrupt):
-        train_embeddings(g, tmp_path / "mixed", cfg(epochs=2, optimizer="dgl", matmul_precision="float32"), progress=False)
-    monkeypatch.setattr(train_mod, "_save_checkpoint", save)
+    crash_after_epoch_1(g, tmp_path / "mixed", cfg(epochs=2, optimizer="dgl", matmul_precision="float32"), monkeypatch)
     resumed = train_embeddings(g, tmp_path / "mixed", cfg(epochs=2, optimizer="fused", matmul_precision="float32"), resume=True, progress=False)
     a, b = load_embeddings(tmp_path / "full", graph=g), load_embeddings(tmp_path / "mixed", graph=g)
     assert_close_runs({n: getattr(a, n) for n in ("user", "tweet", "relation")}, {n: getattr(b, n) for n in ("user", "tweet", "relation")})
@@ -284,16 +289,7 @@ def test_rowwise_checkpoint_resumes_bit_identically(g, tmp_path, monkeypatch):
 
     c = cfg(epochs=2, optimizer="rowwise", matmul_precision="float32")
     train_embeddings(g, tmp_path / "full", c, progress=False)
-    save = train_mod._save_checkpoint
-
-    def crash_after_epoch_1(path, tw, meta):
-        save(path, tw, meta)
-        raise KeyboardInterrupt("simulated crash")
-
-    monkeypatch.setattr(train_mod, "_save_checkpoint", crash_after_epoch_1)
-    with pytest.raises(KeyboardInterrupt):
-        train_embeddings(g, tmp_path / "resumed", c, progress=False)
-    monkeypatch.setattr(train_mod, "_save_checkpoint", save)
+    crash_after_epoch_1(g, tmp_path / "resumed", c, monkeypatch)
     state = np.load(train_mod.checkpoint_dir(tmp_path / "resumed") / "user_adagrad.npy")
     assert state.shape == (g.num_users,) and state.any()
     with pytest.raises(ArtifactError, match="other settings"):
