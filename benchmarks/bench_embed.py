@@ -244,16 +244,17 @@ def main(argv=None) -> int:
     load_start = os.getloadavg()
     ours = in_child(run_ours, str(gdir), args)
     print("ours:", json.dumps({k: v for k, v in ours.items() if k not in ("history", "config")}), file=sys.stderr)
-    ours32 = None
-    if ours["matmul_precision"] != "float32" and not args.skip_float32:
-        ours32 = in_child(run_ours, str(gdir), argparse.Namespace(**{**vars(args), "matmul_precision": "float32"}))
-        print("ours, float32 products:", json.dumps({k: v for k, v in ours32.items() if k not in ("history", "config")}),
-              file=sys.stderr)
-    rowwise = None
-    if args.optimizer != "rowwise" and not args.skip_rowwise:
-        rowwise = in_child(run_ours, str(gdir), argparse.Namespace(**{**vars(args), "optimizer": "rowwise"}))
-        print("ours, row-wise Adagrad:", json.dumps({k: v for k, v in rowwise.items() if k not in ("history", "config")}),
-              file=sys.stderr)
+    # ours again, in other configurations: (key prefix, table column, log label, overrides, run it?)
+    variants = [("float32", "ours, float32", "ours, float32 products", {"matmul_precision": "float32"},
+                 ours["matmul_precision"] != "float32" and not args.skip_float32),
+                ("rowwise", "ours, rowwise", "ours, row-wise Adagrad", {"optimizer": "rowwise"},
+                 args.optimizer != "rowwise" and not args.skip_rowwise)]
+    others = []  # (prefix, column, result)
+    for prefix, column, label, overrides, wanted in variants:
+        if wanted:
+            res = in_child(run_ours, str(gdir), argparse.Namespace(**{**vars(args), **overrides}))
+            print(f"{label}:", json.dumps({k: v for k, v in res.items() if k not in ("history", "config")}), file=sys.stderr)
+            others.append((prefix, column, res))
     pyg = None if args.skip_pyg else in_child(run_pyg, str(gdir), args)
     result = {
         "graph": {"users": g.num_users, "tweets": g.num_tweets, "edges": g.num_edges},
@@ -263,12 +264,9 @@ def main(argv=None) -> int:
         # 1/5/15-minute load averages of the machine (other jobs share its 2 cores)
         "load_average": {"start": list(load_start), "end": list(os.getloadavg())},
     }
-    if ours32:
-        result.update({"float32_edges_per_s": ours32["edges_per_s"], "float32_mrr": ours32["mrr"], "float32_hits@10": ours32["hits@10"],
-                       "float32_peak_rss_mb": ours32["peak_rss_mb"], "ours_float32": ours32})
-    if rowwise:
-        result.update({"rowwise_edges_per_s": rowwise["edges_per_s"], "rowwise_mrr": rowwise["mrr"], "rowwise_hits@10": rowwise["hits@10"],
-                       "rowwise_peak_rss_mb": rowwise["peak_rss_mb"], "ours_rowwise": rowwise})
+    for prefix, _, res in others:
+        result.update({f"{prefix}_{k}": res[k] for k in ("edges_per_s", "mrr", "hits@10", "peak_rss_mb")})
+        result[f"ours_{prefix}"] = res
     if pyg:
         result.update({"pyg_edges_per_s": pyg["edges_per_s"], "pyg_mrr": pyg["mrr"], "pyg_hits@10": pyg["hits@10"],
                        "pyg_peak_rss_mb": pyg["peak_rss_mb"], "speedup": ours["edges_per_s"] / pyg["edges_per_s"], "pyg": pyg})
@@ -280,16 +278,14 @@ def main(argv=None) -> int:
             ("held-out MRR", "mrr", "{:.4f}"), ("held-out HITS@10", "hits@10", "{:.4f}"), ("epochs done", "epochs_done", "{:.3g}")]
     print(f"\n{g.num_edges:,} edges, dim {args.dim}, {args.negatives} negatives/positive, {args.epochs} epoch(s)")
     print(f"load average (1 min) {load_start[0]:.1f} at start, {os.getloadavg()[0]:.1f} at end")
-    head32 = f" {'ours, float32':>14s}" if ours32 else ""
-    headrw = f" {'ours, rowwise':>14s}" if rowwise else ""
-    print(f"{'':20s} {'coengage (' + ours['matmul_precision'] + ')':>20s}{head32}{headrw} {'PyG TransE':>14s} {'ratio':>8s}")
+    heads = "".join(f" {column:>14s}" for _, column, _ in others)
+    print(f"{'':20s} {'coengage (' + ours['matmul_precision'] + ')':>20s}{heads} {'PyG TransE':>14s} {'ratio':>8s}")
     for label, key, fmt in rows:
         a = ours[key]
         b = pyg[key] if pyg else None
         ratio = f"{a / b:.2f}x" if b else "-"
-        col32 = f" {fmt.format(ours32[key]):>14s}" if ours32 else ""
-        colrw = f" {fmt.format(rowwise[key]):>14s}" if rowwise else ""
-        print(f"{label:20s} {fmt.format(a):>20s}{col32}{colrw} {fmt.format(b) if b is not None else '-':>14s} {ratio:>8s}")
+        cols = "".join(f" {fmt.format(res[key]):>14s}" for _, _, res in others)
+        print(f"{label:20s} {fmt.format(a):>20s}{cols} {fmt.format(b) if b is not None else '-':>14s} {ratio:>8s}")
     print(f"results -> {out}")
     return 0
 

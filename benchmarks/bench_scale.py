@@ -282,9 +282,9 @@ def embed_worker(graph_dir: str, steps: int, batch_size: int, dim: int, negative
 
     from graph.artifact import load
     from graph.embed.config import EmbedConfig
-    from graph.embed.data import graph_edges, split_edges
+    from graph.embed.data import PackedEdges, graph_edges, split_edges
     from graph.embed.negatives import NegativeSampler
-    from graph.embed.train import TwHINModel, _torch_edges, available_cores
+    from graph.embed.train import TwHINModel, available_cores
 
     t0 = time.perf_counter()
     cfg = EmbedConfig(dim=dim, batch_size=batch_size, negatives=negatives, seed=seed, epochs=1)
@@ -294,7 +294,7 @@ def embed_worker(graph_dir: str, steps: int, batch_size: int, dim: int, negative
     train_pos, _ = split_edges(len(edges), cfg.holdout, cfg.seed)
     train = edges.take(train_pos)
     del edges
-    te = _torch_edges(train)
+    te = PackedEdges(train)
     E = len(train)
     del train
     tw = TwHINModel(g.num_users, g.num_tweets, len(g.relations), cfg)

@@ -64,7 +64,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from graph.embed import train_embeddings  # bounds OpenMP's spin-wait before torch loads
+    from graph.embed import train_embeddings  # chooses OpenMP's wait policy before torch loads
     from graph.embed.config import EmbedConfig
 
     config = EmbedConfig(**{name: getattr(args, name) for name in OPTIONS})

@@ -14,6 +14,7 @@ import numpy as np
 
 from coengage.errors import ArtifactError
 from graph.artifact import GraphArtifact
+from graph.embed.kernels import select_edges
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +66,6 @@ class PackedEdges:
 
     def select(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """``(users, tweets, rels, weights)`` of the edges at positions ``idx``: int64, int64, int64, float32."""
-        from graph.embed.kernels import select_edges
-
         n = len(idx)
         bu, bt, br, bw = np.empty(n, np.int64), np.empty(n, np.int64), np.empty(n, np.int64), np.empty(n, np.float32)
         select_edges(self.rows, self.rows.view(np.float32), np.ascontiguousarray(idx, dtype=np.int64), bu, bt, br, bw)

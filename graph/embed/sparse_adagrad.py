@@ -99,13 +99,21 @@ class RowGrouper:
     def __init__(self, num_nodes: int):
         self.slot = np.full(num_nodes, -1, dtype=np.int32)
 
+    @staticmethod
+    def _buffers(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(rows, starts, order)`` for :func:`_group_rows` over ``n`` ids."""
+        return np.empty(n, np.int64), np.empty(n + 1, np.int64), np.empty(n, np.int64)
+
+    @staticmethod
+    def _result(bufs, m: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        rows, starts, order = bufs
+        return torch.from_numpy(rows[:m]), torch.from_numpy(starts[:m + 1]), torch.from_numpy(order)
+
     def group(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(rows, starts, order)``: as :func:`group_occurrences`'s ``(unique, starts, order)``,
         with the distinct rows in order of first occurrence."""
-        n = len(ids)
-        rows, starts, order = np.empty(n, np.int64), np.empty(n + 1, np.int64), np.empty(n, np.int64)
-        m = _group_rows(ids.numpy(), self.slot, rows, starts, order)
-        return torch.from_numpy(rows[:m]), torch.from_numpy(starts[:m + 1]), torch.from_numpy(order)
+        bufs = self._buffers(len(ids))
+        return self._result(bufs, _group_rows(ids.numpy(), self.slot, *bufs))
 
 
 @njit(parallel=True, nogil=True, cache=True)
@@ -120,11 +128,10 @@ def _group_two(ids_a, slot_a, rows_a, starts_a, order_a, ids_b, slot_b, rows_b, 
 
 def group_two(a: "RowGrouper", ids_a: torch.Tensor, b: "RowGrouper", ids_b: torch.Tensor):
     """``(a.group(ids_a), b.group(ids_b))`` computed side by side (the passes are serial)."""
-    bufs = [(np.empty(len(ids), np.int64), np.empty(len(ids) + 1, np.int64), np.empty(len(ids), np.int64)) for ids in (ids_a, ids_b)]
+    bufs_a, bufs_b = RowGrouper._buffers(len(ids_a)), RowGrouper._buffers(len(ids_b))
     m = np.empty(2, np.int64)
-    _group_two(ids_a.numpy(), a.slot, *bufs[0], ids_b.numpy(), b.slot, *bufs[1], m)
-    return tuple((torch.from_numpy(rows[:k]), torch.from_numpy(starts[:k + 1]), torch.from_numpy(order))
-                 for (rows, starts, order), k in zip(bufs, m))
+    _group_two(ids_a.numpy(), a.slot, *bufs_a, ids_b.numpy(), b.slot, *bufs_b, m)
+    return RowGrouper._result(bufs_a, int(m[0])), RowGrouper._result(bufs_b, int(m[1]))
 
 
 _BLOCK = 32  # rows per parallel task: one gradient buffer per task

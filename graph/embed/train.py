@@ -258,11 +258,6 @@ class TwHINModel:
         return float(loss.detach())
 
 
-def _torch_edges(e: EdgeSet) -> PackedEdges:
-    """The training edges as :meth:`TwHINModel.train_batch` takes them."""
-    return PackedEdges(e)
-
-
 def _save_checkpoint(path: Path, tw: TwHINModel, meta: dict) -> None:
     with atomic_dir(path) as tmp:
         for name, a in tw.state().items():
@@ -319,7 +314,7 @@ def train_embeddings(graph: str | os.PathLike | GraphArtifact, out: str | os.Pat
     edges = graph_edges(graph)
     train_pos, held_pos = split_edges(len(edges), config.holdout, config.seed)
     held = _eval_edges(edges.take(held_pos), config)
-    te = _torch_edges(edges.take(train_pos))  # packed: all training reads from here on
+    te = PackedEdges(edges.take(train_pos))  # all training reads from here on
     E, n_held = len(te), len(held_pos)
     del edges, train_pos, held_pos
     relations = graph.relations

@@ -109,11 +109,11 @@ def test_training_fused_equals_dgl_optimizer(g, tmp_path):
 def test_optimizer_state_identical_and_interchangeable(g):
     """After the same steps both paths hold the same DGL state; the optimizer is not part of the
     resume key, so a checkpoint of one path resumes under the other."""
-    from graph.embed.data import graph_edges
+    from graph.embed.data import PackedEdges, graph_edges
     from graph.embed.negatives import NegativeSampler
 
     edges = graph_edges(g)
-    te = train_mod._torch_edges(edges)
+    te = PackedEdges(edges)
     states = {}
     for opt in ("fused", "dgl"):
         c = cfg(batch_size=500, chunk_size=128, optimizer=opt, matmul_precision="float32")

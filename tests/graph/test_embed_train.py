@@ -131,11 +131,11 @@ def test_unique_row_step_equals_autograd_reference(g):
     as the reference: autograd with one NodeEmbedding trace entry per occurrence (DGL averages them)."""
     import torch
 
-    from graph.embed.data import graph_edges
+    from graph.embed.data import PackedEdges, graph_edges
     from graph.embed.negatives import NegativeSampler
 
     edges = graph_edges(g)
-    te = train_mod._torch_edges(edges)
+    te = PackedEdges(edges)
     c = cfg(batch_size=700, chunk_size=128, negatives=20, matmul_precision="float32")  # 700 = 5 full chunks + a short one
     models = []
     for step in ("train_batch", "train_batch_autograd"):
