@@ -15,8 +15,8 @@ user or the tweet, drawn uniformly and in proportion to degree, shared per chunk
 Node tables are DGL NodeEmbeddings trained with DGL's sparse Adagrad (--optimizer fused, the
 default, runs the same update in one numba pass, equal to --optimizer dgl, which calls
 dgl.optim.SparseAdagrad.step, up to the last bit of the square root; --optimizer rowwise is
-PyTorch-BigGraph's row-wise Adagrad: one accumulator per row, half the tables' memory, a
-slightly faster step, a different optimiser); relation vectors with dense Adagrad. The three
+PyTorch-BigGraph's row-wise Adagrad: one accumulator per row, half the tables' memory,
+a different optimiser); relation vectors with dense Adagrad. The three
 batched matrix products of a step run in bfloat16 where the CPU has native bfloat16 dot
 products (--matmul-precision auto; float32 otherwise).
 

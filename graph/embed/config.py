@@ -47,7 +47,7 @@ class EmbedConfig:
                                                               "on DGL's weights and state; 'dgl' = dgl.optim.SparseAdagrad.step "
                                                               "(slower; the same update up to the last bit of the square root); "
                                                               "'rowwise' = PyTorch-BigGraph's row-wise Adagrad (one accumulator per "
-                                                              "row: half the tables' memory, a faster step; a different optimiser)"})
+                                                              "row: half the tables' memory, about the same step time; a different optimiser)"})
     matmul_precision: str = field(default="auto", metadata={"help": "number format of the three batched matrix products of a step "
                                                                     "(scores and their two gradients): 'bfloat16' runs them about "
                                                                     "twice as fast on CPUs with native bfloat16 dot products "

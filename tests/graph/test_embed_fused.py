@@ -299,3 +299,24 @@ def test_rowwise_checkpoint_resumes_bit_identically(g, tmp_path, monkeypatch):
     a, b = load_embeddings(tmp_path / "full", graph=g), load_embeddings(tmp_path / "resumed", graph=g)
     for name in ("user", "tweet", "relation"):
         assert np.array_equal(getattr(a, name), getattr(b, name)), name
+
+
+def test_rowwise_update_is_the_same_in_every_process():
+    """The row-wise step's sum of squares must not depend on where the process's buffers land
+    (a fast-math reduction there gave different last bits in 2 of 4 processes)."""
+    import subprocess
+    import sys
+
+    code = ("import hashlib, numpy as np, torch\n"
+            "from graph.embed.sparse_adagrad import RowGrouper, fused_adagrad_\n"
+            "junk = [np.empty(int(n), np.uint8) for n in np.random.randint(1, 9000, np.random.randint(1, 30))]\n"
+            "g = torch.Generator().manual_seed(0)\n"
+            "w = torch.randn(3000, 100, generator=g); ids = torch.randint(0, 3000, (6000,), generator=g)\n"
+            "grads = torch.randn(6000, 100, generator=g) * 10.0 ** torch.randint(-6, 2, (6000, 1), generator=g).float()\n"
+            "s = torch.zeros(3000)\n"
+            "rows, starts, order = RowGrouper(3000).group(ids)\n"
+            "fused_adagrad_(w, s, rows, starts, order, grads[:5000], grads[5000:], 0.1, 1e-10)\n"
+            "print(hashlib.sha256(w.numpy().tobytes() + s.numpy().tobytes()).hexdigest())\n")
+    outs = {subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout.strip()
+            for _ in range(4)}
+    assert len(outs) == 1, outs
