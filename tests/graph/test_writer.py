@@ -81,6 +81,26 @@ def test_write_graph_accepts_arrow_and_integer_ids(tmp_path):
     assert np.asarray(g.csr("user_tweet").count).tolist() == [1, 2]
 
 
+
+def test_a_failed_background_write_leaves_the_old_artifact_and_no_temporary(tmp_path, monkeypatch):
+    """The user->tweet CSR is saved by a second thread while the transpose runs: its error
+    reaches the caller, and the atomic write leaves the previous artifact as it was."""
+    import graph.writer as writer
+
+    args = dict(user_ids=["a", "b"], tweet_ids=["x", "y"], users=[0, 1], tweets=[1, 0], etypes=[0, 0], times=[1, 2],
+                relations=["fav"], write_dgl_binary=False)
+    old = write_graph(tmp_path / "g", **args)
+    before = sorted(p.name for p in tmp_path.iterdir())
+
+    def disk_full(*a, **k):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(writer, "save_csr", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        write_graph(tmp_path / "g", **{**args, "users": [1, 1]})
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # no .tmp-<pid> directory left
+    assert np.asarray(old.csr("user_tweet").indptr).tolist() == [0, 1, 2]
+
 @pytest.mark.parametrize("seed", [3, 4])
 def test_parallel_parts_give_the_serial_result(monkeypatch, seed):
     """The counting sorts cut the rows into one part per thread; any cut gives the same CSRs."""
