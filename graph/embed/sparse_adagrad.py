@@ -178,8 +178,10 @@ def _rowwise_adagrad_rows(weight, state, rows, starts, order, grad_a, grad_b, lr
 
     The sum of squares runs in four interleaved partial sums in a fixed order, not as a fast-math
     reduction: with reassociation allowed its last bits changed from one process to the next
-    (measured: 2 different results in 6 runs on identical input), which broke "same seed, same
-    arrays". That costs ~0.3 ms per table and step (1.13 -> 1.45 ms for 9,800 cold rows)."""
+    (measured: 2 different results in 6 runs on identical input; found later: the process that
+    compiled the kernel got other bits than the processes that loaded it from Numba's cache),
+    which broke "same seed, same arrays". That costs ~0.3 ms per table and step (1.13 -> 1.45 ms
+    for 9,800 cold rows)."""
     d = weight.shape[1]
     m = rows.shape[0]
     full = d - d % 4
