@@ -187,3 +187,21 @@ def test_bfloat16_products_train_as_well_as_float32(g, tmp_path):
     rates = {p: knn_label_agreement(r["arrays"]["tweet"][texts["node"].to_numpy()], texts["topic"].to_numpy(), k=10)
              for p, r in runs.items()}
     assert rates["bfloat16"] >= 0.9 and abs(rates["bfloat16"] - rates["float32"]) <= 0.02, rates
+
+
+def test_tables_start_from_the_seeded_normal_draws_drawn_in_blocks(monkeypatch):
+    """The tables are filled block by block (no float64 copy of a whole table); the values are the
+    one-shot formula's, bit for bit, users' draws first: blocks of 7 rows here, none dividing the
+    table sizes."""
+    monkeypatch.setattr(train_mod, "_INIT_ROWS", 7)
+    c = EmbedConfig(dim=12, seed=3, init_scale=0.5)
+    tw = train_mod.TwHINModel(50, 80, 2, c)
+    rng = np.random.default_rng(np.random.SeedSequence([3, 0x1717]))
+    std = 0.5 / np.sqrt(12)
+    want_user = (rng.standard_normal((50, 12)) * std).astype(np.float32)
+    want_tweet = (rng.standard_normal((80, 12)) * std).astype(np.float32)
+    got = tw.arrays()
+    assert np.array_equal(got["user"], want_user) and np.array_equal(got["tweet"], want_tweet)
+    views, copies = tw.state(copy=False), tw.state()
+    assert np.shares_memory(views["tweet_adagrad"], tw.tweet.optm_state[0].numpy())  # what the checkpoint writes
+    assert not np.shares_memory(copies["user"], tw.user.weight.numpy())
