@@ -114,4 +114,7 @@ def split_edges(n: int, holdout: float, seed: int) -> tuple[np.ndarray, np.ndarr
     if n_test >= n:
         raise ArtifactError(f"holdout {holdout} leaves no training edges out of {n}")
     perm = np.random.default_rng(np.random.SeedSequence([seed, 0x5E1])).permutation(n)
-    return np.sort(perm[n_test:]), np.sort(perm[:n_test])
+    held = np.sort(perm[:n_test])
+    keep = np.ones(n, dtype=bool)
+    keep[held] = False
+    return np.flatnonzero(keep), held  # = np.sort(perm[n_test:]) without sorting 99 % of n (0.7 s at 10M)

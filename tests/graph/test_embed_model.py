@@ -249,3 +249,17 @@ def test_score_grads_kernels_match_torch_over_the_whole_range():
     assert Gb.double()[~live].max() < 1e-25 and want.double()[~live].max() < 1e-25
     assert np.allclose(loss_rows, torch.nn.functional.softplus(exact).sum(1).numpy(), rtol=1e-6)
     assert torch.allclose(gu.double(), (torch.sigmoid(exact[P:]) * k).sum(1), rtol=1e-6)
+
+
+@pytest.mark.parametrize("n,holdout,seed", [(1000, 0.01, 0), (777, 0.3, 5), (10, 0.0, 1)])
+def test_split_is_a_seeded_permutations_two_sorted_parts(n, holdout, seed):
+    """Held-out = the first round(holdout * n) positions of the seeded permutation, train = the
+    rest, both sorted (the train part now comes from a mask instead of a sort: same arrays)."""
+    from graph.embed.data import split_edges
+
+    train, held = split_edges(n, holdout, seed)
+    perm = np.random.default_rng(np.random.SeedSequence([seed, 0x5E1])).permutation(n)
+    k = int(round(holdout * n))
+    np.testing.assert_array_equal(held, np.sort(perm[:k]))
+    np.testing.assert_array_equal(train, np.sort(perm[k:]))
+    assert train.dtype == held.dtype == np.int64 and len(train) + len(held) == n
