@@ -290,7 +290,7 @@ def test_rowwise_checkpoint_resumes_bit_identically(g, tmp_path, monkeypatch):
     c = cfg(epochs=2, optimizer="rowwise", matmul_precision="float32")
     train_embeddings(g, tmp_path / "full", c, progress=False)
     crash_after_epoch_1(g, tmp_path / "resumed", c, monkeypatch)
-    state = np.load(train_mod.checkpoint_dir(tmp_path / "resumed") / "user_adagrad.npy")
+    state = np.load(train_mod.latest_checkpoint(train_mod.checkpoint_dir(tmp_path / "resumed")) / "user_adagrad.npy")
     assert state.shape == (g.num_users,) and state.any()
     with pytest.raises(ArtifactError, match="other settings"):
         train_embeddings(g, tmp_path / "resumed", cfg(epochs=2, optimizer="fused", matmul_precision="float32"), resume=True,

@@ -89,7 +89,7 @@ def test_resume_equals_uninterrupted(g, tmp_path, monkeypatch):
         train_embeddings(g, tmp_path / "resumed", cfg(epochs=3), progress=False)
     monkeypatch.setattr(train_mod, "_save_checkpoint", save)
     assert not (tmp_path / "resumed").exists()  # no half-written EMB_DIR
-    assert (tmp_path / "resumed.checkpoint" / "manifest.json").exists()
+    assert train_mod.latest_checkpoint(tmp_path / "resumed.checkpoint").name == "slot-0"  # epoch 2's slot
 
     with pytest.raises(ArtifactError, match="other settings"):
         train_embeddings(g, tmp_path / "resumed", cfg(epochs=3, lr=0.5), resume=True, progress=False)
@@ -205,3 +205,60 @@ def test_tables_start_from_the_seeded_normal_draws_drawn_in_blocks(monkeypatch):
     views, copies = tw.state(copy=False), tw.state()
     assert np.shares_memory(views["tweet_adagrad"], tw.tweet.optm_state[0].numpy())  # what the checkpoint writes
     assert not np.shares_memory(copies["user"], tw.user.weight.numpy())
+
+
+def test_checkpoint_slots_are_rewritten_in_place_and_a_torn_slot_is_skipped(g, tmp_path, monkeypatch):
+    """Epoch e's checkpoint goes to slot e % 2; from epoch 3 on a slot's files are overwritten in
+    place (same inode). Resuming after epoch 3 (an in-place slot) and after a crash in the middle
+    of epoch 3's checkpoint (that slot torn: the epoch-2 slot is used) both end bit-identical to
+    the uninterrupted run."""
+    full = tmp_path / "full"
+    train_embeddings(g, full, cfg(epochs=4), progress=False)
+    ref = load_embeddings(full, graph=g)
+    save, write_npy = train_mod._save_checkpoint, train_mod._write_npy
+    inodes = {}
+
+    def crash_after_epoch_3(path, tw, meta):
+        slot = path / train_mod._SLOTS[meta["epoch"] % 2]
+        if meta["epoch"] == 3:
+            inodes["before"] = (slot / "user.npy").stat().st_ino
+        save(path, tw, meta)
+        if meta["epoch"] == 3:
+            inodes["after"] = (slot / "user.npy").stat().st_ino
+            raise KeyboardInterrupt("simulated crash")
+
+    monkeypatch.setattr(train_mod, "_save_checkpoint", crash_after_epoch_3)
+    with pytest.raises(KeyboardInterrupt):
+        train_embeddings(g, tmp_path / "a", cfg(epochs=4), progress=False)
+    monkeypatch.setattr(train_mod, "_save_checkpoint", save)
+    assert inodes["before"] == inodes["after"]  # rewritten in place, not a new file
+    assert train_mod.latest_checkpoint(tmp_path / "a.checkpoint").name == "slot-1"
+
+    epoch, written = {}, []
+
+    def note_epoch(path, tw, meta):
+        epoch["now"] = meta["epoch"]
+        save(path, tw, meta)
+
+    def torn(path, a):
+        if epoch["now"] == 3:
+            if len(written) == 2:  # epoch 3's slot after two of its arrays: the process dies
+                raise KeyboardInterrupt("simulated crash while writing")
+            written.append(path.name)
+        write_npy(path, a)
+
+    monkeypatch.setattr(train_mod, "_save_checkpoint", note_epoch)
+    monkeypatch.setattr(train_mod, "_write_npy", torn)
+    with pytest.raises(KeyboardInterrupt):
+        train_embeddings(g, tmp_path / "b", cfg(epochs=4), progress=False)
+    monkeypatch.setattr(train_mod, "_save_checkpoint", save)
+    monkeypatch.setattr(train_mod, "_write_npy", write_npy)
+    assert len(written) == 2
+    assert not (tmp_path / "b.checkpoint" / "slot-1" / "manifest.json").exists()
+    assert train_mod.latest_checkpoint(tmp_path / "b.checkpoint").name == "slot-0"  # epoch 2
+
+    for name in ("a", "b"):
+        train_embeddings(g, tmp_path / name, cfg(epochs=4), resume=True, progress=False)
+        got = load_embeddings(tmp_path / name, graph=g)
+        for t in ("user", "tweet", "relation"):
+            assert np.array_equal(getattr(got, t), getattr(ref, t)), (name, t)
