@@ -262,3 +262,48 @@ def test_checkpoint_slots_are_rewritten_in_place_and_a_torn_slot_is_skipped(g, t
         got = load_embeddings(tmp_path / name, graph=g)
         for t in ("user", "tweet", "relation"):
             assert np.array_equal(getattr(got, t), getattr(ref, t)), (name, t)
+
+
+
+def _crash_after_epoch_1(monkeypatch, g, out, **kw):
+    save = train_mod._save_checkpoint
+
+    def crash(path, tw, meta):
+        save(path, tw, meta)
+        raise KeyboardInterrupt("simulated crash")
+
+    monkeypatch.setattr(train_mod, "_save_checkpoint", crash)
+    with pytest.raises(KeyboardInterrupt):
+        train_embeddings(g, out, cfg(epochs=2, **kw), progress=False)
+    monkeypatch.setattr(train_mod, "_save_checkpoint", save)
+
+
+def test_a_checkpoint_of_the_layout_before_slots_resumes(g, tmp_path, monkeypatch):
+    """A checkpoint directory written before slots (arrays and manifest at its top) resumes, bit-identically."""
+    train_embeddings(g, tmp_path / "full", cfg(epochs=2), progress=False)
+    _crash_after_epoch_1(monkeypatch, g, tmp_path / "old")
+    ckpt = tmp_path / "old.checkpoint"
+    for f in (ckpt / "slot-1").iterdir():  # the old layout: one directory, no slots
+        f.rename(ckpt / f.name)
+    (ckpt / "slot-1").rmdir()
+    assert train_mod.latest_checkpoint(ckpt) == ckpt
+    train_embeddings(g, tmp_path / "old", cfg(epochs=2), resume=True, progress=False)
+    a, b = load_embeddings(tmp_path / "full", graph=g), load_embeddings(tmp_path / "old", graph=g)
+    for t in ("user", "tweet", "relation"):
+        assert np.array_equal(getattr(a, t), getattr(b, t)), t
+
+
+def test_a_fresh_run_over_a_checkpoint_invalidates_its_slots_first(g, tmp_path, monkeypatch):
+    _crash_after_epoch_1(monkeypatch, g, tmp_path / "e")
+    assert train_mod.latest_checkpoint(tmp_path / "e.checkpoint") is not None
+    seen = {}
+
+    def look_then_crash(path, tw, meta):
+        seen["latest"] = train_mod.latest_checkpoint(path)
+        raise KeyboardInterrupt("before writing")
+
+    monkeypatch.setattr(train_mod, "_save_checkpoint", look_then_crash)
+    with pytest.raises(KeyboardInterrupt):
+        train_embeddings(g, tmp_path / "e", cfg(epochs=2, lr=0.5), progress=False)  # no --resume
+    assert seen["latest"] is None  # the first run's epoch-1 slot can no longer be resumed
+    assert (tmp_path / "e.checkpoint" / "slot-1" / "user.npy").exists()  # its files stay, to be rewritten in place
