@@ -73,6 +73,19 @@ def select_edges(rows, rows_f, idx, bu, bt, br, bw):  # pragma: no cover - numba
         bw[i] = rows_f[e, 3]
 
 
+@njit(parallel=True, nogil=True, cache=True)
+def pack_edges(users, tweets, rels, weight_bits, positions, rows):  # pragma: no cover - numba
+    """rows[i] = (user, tweet, relation, weight bits) of edge positions[i], or of edge i when
+    ``positions`` is empty (:class:`graph.embed.data.PackedEdges`)."""
+    take = positions.shape[0] > 0
+    for i in prange(rows.shape[0]):
+        e = positions[i] if take else np.int64(i)
+        rows[i, 0] = users[e]
+        rows[i, 1] = tweets[e]
+        rows[i, 2] = rels[e]
+        rows[i, 3] = weight_bits[e]
+
+
 @njit(inline="always")
 def _bf16(bits):  # pragma: no cover - numba
     """The bfloat16 nearest to the float32 with these bits (ties to even), as its uint16 bits."""

@@ -401,7 +401,7 @@ def train_embeddings(graph: str | os.PathLike | GraphArtifact, out: str | os.Pat
     edges = graph_edges(graph)
     train_pos, held_pos = split_edges(len(edges), config.holdout, config.seed)
     held = _eval_edges(edges.take(held_pos), config)
-    te = PackedEdges(edges.take(train_pos))  # all training reads from here on
+    te = PackedEdges(edges, train_pos)  # all training reads from here on
     E, n_held = len(te), len(held_pos)
     del edges, train_pos, held_pos
     relations = graph.relations

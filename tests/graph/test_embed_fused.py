@@ -258,6 +258,11 @@ def test_packed_edges_select_and_bounds():
     assert np.array_equal(p.users, e.users) and np.array_equal(p.tweets, e.tweets) and len(p) == 1000
     with pytest.raises(ArtifactError, match="user ids outside"):
         PackedEdges(EdgeSet(np.array([2**31]), np.array([0]), np.array([0]), np.ones(1, np.float32)))
+    # packing the edges at given positions = packing the taken copy
+    pos = np.sort(rng.choice(1000, 700, replace=False))
+    q = PackedEdges(e, pos)
+    assert np.array_equal(q.rows, PackedEdges(e.take(pos)).rows) and len(q) == 700
+    assert np.array_equal(q.select(np.arange(700))[3], e.weights[pos])
 
 
 def test_choose_omp_wait(monkeypatch):
