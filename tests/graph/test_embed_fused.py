@@ -15,7 +15,7 @@ import graph.embed.train as train_mod
 from graph.embed import EmbedConfig, train_embeddings
 from graph.embed.sparse_adagrad import RowGrouper, fused_adagrad_, group_occurrences
 from graph.embed.tables import zeros_table
-from tests.graph.test_embed_train import cfg, planted_graph
+from tests.graph.test_embed_train import cfg, crash_after_epoch_1, planted_graph
 
 
 def assert_close_runs(a: dict, b: dict, names=("user", "tweet", "relation")) -> None:
@@ -138,20 +138,6 @@ def test_zeros_table():
         assert not t.any()
         t[-1, -1] = 2.0
         assert t.sum().item() == 2.0
-
-
-def crash_after_epoch_1(g, out, config, monkeypatch) -> None:
-    """Train ``config`` into ``out`` and stop with a simulated crash right after epoch 1's checkpoint."""
-    save = train_mod._save_checkpoint
-
-    def save_then_crash(path, tw, meta):
-        save(path, tw, meta)
-        raise KeyboardInterrupt("simulated crash")
-
-    monkeypatch.setattr(train_mod, "_save_checkpoint", save_then_crash)
-    with pytest.raises(KeyboardInterrupt):
-        train_embeddings(g, out, config, progress=False)
-    monkeypatch.setattr(train_mod, "_save_checkpoint", save)
 
 
 def test_checkpoint_of_dgl_path_resumes_under_fused(g, tmp_path, monkeypatch):

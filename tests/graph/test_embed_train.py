@@ -265,23 +265,24 @@ def test_checkpoint_slots_are_rewritten_in_place_and_a_torn_slot_is_skipped(g, t
 
 
 
-def _crash_after_epoch_1(monkeypatch, g, out, **kw):
+
+def crash_after_epoch_1(g, out, config, monkeypatch) -> None:
+    """Train ``config`` into ``out`` and stop with a simulated crash right after epoch 1's checkpoint."""
     save = train_mod._save_checkpoint
 
-    def crash(path, tw, meta):
+    def save_then_crash(path, tw, meta):
         save(path, tw, meta)
         raise KeyboardInterrupt("simulated crash")
 
-    monkeypatch.setattr(train_mod, "_save_checkpoint", crash)
+    monkeypatch.setattr(train_mod, "_save_checkpoint", save_then_crash)
     with pytest.raises(KeyboardInterrupt):
-        train_embeddings(g, out, cfg(epochs=2, **kw), progress=False)
+        train_embeddings(g, out, config, progress=False)
     monkeypatch.setattr(train_mod, "_save_checkpoint", save)
-
 
 def test_a_checkpoint_of_the_layout_before_slots_resumes(g, tmp_path, monkeypatch):
     """A checkpoint directory written before slots (arrays and manifest at its top) resumes, bit-identically."""
     train_embeddings(g, tmp_path / "full", cfg(epochs=2), progress=False)
-    _crash_after_epoch_1(monkeypatch, g, tmp_path / "old")
+    crash_after_epoch_1(g, tmp_path / "old", cfg(epochs=2), monkeypatch)
     ckpt = tmp_path / "old.checkpoint"
     for f in (ckpt / "slot-1").iterdir():  # the old layout: one directory, no slots
         f.rename(ckpt / f.name)
@@ -294,7 +295,7 @@ def test_a_checkpoint_of_the_layout_before_slots_resumes(g, tmp_path, monkeypatc
 
 
 def test_a_fresh_run_over_a_checkpoint_invalidates_its_slots_first(g, tmp_path, monkeypatch):
-    _crash_after_epoch_1(monkeypatch, g, tmp_path / "e")
+    crash_after_epoch_1(g, tmp_path / "e", cfg(epochs=2), monkeypatch)
     assert train_mod.latest_checkpoint(tmp_path / "e.checkpoint") is not None
     seen = {}
 
