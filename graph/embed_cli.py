@@ -22,8 +22,10 @@ products (--matmul-precision auto; float32 otherwise).
 
 A fraction of edges (--holdout) is held out; after every epoch each held-out edge is ranked
 against --eval-candidates random tweets (MRR, HITS@1/10/50, overall and per relation).
-A checkpoint is written after every epoch to EMB_DIR.checkpoint; --resume continues from
-it. EMB_DIR is written atomically when training ends:
+A checkpoint is written after every epoch to EMB_DIR.checkpoint (two slots in turn, so the
+previous epoch's stays complete while the next is written; disk: two copies of the tables and
+their Adagrad state); --resume continues from the latest. EMB_DIR is written atomically when
+training ends:
   user.npy      float32 [num users, dim], rows in the graph's user id order
   tweet.npy     float32 [num tweets, dim], rows in the graph's tweet id order
   relation.npy  float32 [num relations, dim], in the graph's relation order

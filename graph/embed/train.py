@@ -9,8 +9,9 @@
 * epoch e draws its edge order and negatives from a generator seeded by (seed, e) alone, so a run
   resumed from the checkpoint after epoch e continues exactly as an uninterrupted run would;
 * after every epoch the held-out edges are ranked (:mod:`graph.embed.evaluation`) and a checkpoint
-  is written atomically to ``<EMB_DIR>.checkpoint``; the final EMB_DIR is written atomically and the
-  checkpoint removed.
+  is written to ``<EMB_DIR>.checkpoint``, into one of two slots in turn, so the previous one stays
+  complete (:func:`_save_checkpoint`); the final EMB_DIR is written atomically and the checkpoint
+  removed.
 """
 
 from __future__ import annotations
