@@ -292,11 +292,9 @@ def embed_worker(graph_dir: str, steps: int, batch_size: int, dim: int, negative
     g = load(graph_dir)
     edges = graph_edges(g)
     train_pos, _ = split_edges(len(edges), cfg.holdout, cfg.seed)
-    train = edges.take(train_pos)
-    del edges
-    te = PackedEdges(train)
-    E = len(train)
-    del train
+    te = PackedEdges(edges, train_pos)  # as train_embeddings packs them
+    E = len(te)
+    del edges, train_pos
     tw = TwHINModel(g.num_users, g.num_tweets, len(g.relations), cfg)
     sampler = NegativeSampler(g.num_users, g.num_tweets, te.users, te.tweets, cfg.tweet_negatives,
                               cfg.user_negatives, cfg.degree_fraction)

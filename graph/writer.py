@@ -637,11 +637,11 @@ def write_graph(
         # The id maps and the user->tweet CSR are written by a second thread while this one
         # transposes: writing to the page cache is kernel CPU time, ~0.3 s for the CSR's 175 MB
         # on the benchmark VM, that the transpose would otherwise wait for.
-        (tmp / "csr").mkdir()
+        tu_paths = csr_paths(tmp, "tweet_user")
+        tu_paths["indptr"].parent.mkdir(parents=True, exist_ok=True)  # (both directions' directory)
         written = [writer.submit(pq.write_table, pa.table({"user_id": user_ids.cast(pa.string())}), tmp / "user_ids.parquet"),
                    writer.submit(pq.write_table, pa.table({"tweet_id": tweet_ids.cast(pa.string())}), tmp / "tweet_ids.parquet"),
                    writer.submit(save_csr, tmp, "user_tweet", ut)]
-        tu_paths = csr_paths(tmp, "tweet_user")
         for field, arr in transpose_fields(ut, nt, scratch):  # in the scratch buffers
             np.save(tu_paths[field], arr)
             del arr

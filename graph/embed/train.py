@@ -21,6 +21,7 @@ import itertools
 import json
 import logging
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -165,12 +166,10 @@ class TwHINModel:
         """Everything a resumed run needs, as arrays (``copy=False``: views of the live ones, as
         :meth:`arrays`; the checkpoint writes those -- copying 1.5 GB of tables and Adagrad state
         took 3.3 s of its 6.7 s on the benchmark graph)."""
-        s = self.arrays(copy)
-        s["user_adagrad"] = self.user.optm_state[0].numpy()
-        s["tweet_adagrad"] = self.tweet.optm_state[0].numpy()
-        s["relation_adagrad"] = self.dense_opt.sum.numpy()
+        s = {**self.arrays(copy=False), "user_adagrad": self.user.optm_state[0].numpy(),
+             "tweet_adagrad": self.tweet.optm_state[0].numpy(), "relation_adagrad": self.dense_opt.sum.numpy()}
         if copy:
-            s.update({k: s[k].copy() for k in ("user_adagrad", "tweet_adagrad", "relation_adagrad")})
+            s = {k: v.copy() for k, v in s.items()}
         s["relation_steps"] = np.asarray([float(self.dense_opt.steps)])
         return s
 
@@ -345,8 +344,6 @@ def _invalidate_checkpoints(path: Path) -> None:
     """A run that starts afresh: no earlier slot may be resumed any more (its files stay, to be
     rewritten in place); a directory of the layout before slots is removed."""
     if (path / "manifest.json").exists():
-        import shutil
-
         shutil.rmtree(path)
         return
     for s in _SLOTS:
@@ -479,8 +476,6 @@ def train_embeddings(graph: str | os.PathLike | GraphArtifact, out: str | os.Pat
         write_embeddings(out, **arrays, graph_fingerprint=graph.fingerprint, relations=relations, config=config.to_dict(),
                          metrics=metrics, history=history, timing=timing, extra=info)
         if ckpt.exists():
-            import shutil
-
             shutil.rmtree(ckpt)
         result = json.loads((out / "manifest.json").read_text())
     else:
