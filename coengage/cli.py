@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
+import signal
 import sys
 
 from coengage import __version__
@@ -85,6 +87,17 @@ def _hoist_global_flags(argv: list[str]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except BrokenPipeError:
+        # the reader of our output went away (`coengage graph stats G | head`): stop quietly, as
+        # a tool killed by SIGPIPE does, instead of a traceback; stdout is pointed at /dev/null so
+        # the interpreter's final flush of what is still buffered cannot fail again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
+
+
+def _main(argv: list[str] | None) -> int:
     parser = build_parser()
     argv = _hoist_global_flags(list(sys.argv[1:] if argv is None else argv))
     args = parser.parse_args(argv)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 
@@ -58,3 +60,15 @@ def test_cli_prints_counts_and_writes_png(tmp_path, capsys):
 def test_cli_stats_on_missing_dir_is_a_clean_error(tmp_path, capsys):
     assert main(["graph", "stats", str(tmp_path / "nope"), "--no-plot"]) == 2
     assert "no such directory" in capsys.readouterr().err
+
+
+def test_cli_output_into_a_closed_pipe_stops_quietly(tmp_path):
+    """`coengage graph stats G | head`: the reader has left before the first line; the command
+    ends with SIGPIPE's status (128 + 13) and no traceback, not a BrokenPipeError."""
+    g = _graph(tmp_path)
+    proc = subprocess.Popen([sys.executable, "-m", "coengage", "graph", "stats", str(g.path), "--no-plot"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # before the child's interpreter is up: its first write finds no reader
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 141, err.decode()
+    assert b"Traceback" not in err and b"BrokenPipe" not in err, err.decode()
