@@ -65,9 +65,14 @@ def atomic_dir(target: str | os.PathLike, overwrite: bool = True) -> Iterator[Pa
 
 
 @contextlib.contextmanager
-def atomic_file(target: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary file path beside ``target``; rename it over ``target`` on success."""
+def atomic_file(target: str | os.PathLike, replace_dir: bool = False) -> Iterator[Path]:
+    """Yield a temporary file path beside ``target``; rename it over ``target`` on success.
+
+    A directory at ``target`` is an error unless ``replace_dir`` (for callers that checked it is
+    their own earlier output, e.g. partitioned pairs replaced by a single pair file)."""
     target = Path(target)
+    if target.is_dir() and not target.is_symlink() and not replace_dir:
+        raise ArtifactError(f"{target} is a directory; expected a file path here")
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = _tmp_sibling(target)
     try:
@@ -76,7 +81,70 @@ def atomic_file(target: str | os.PathLike) -> Iterator[Path]:
         with contextlib.suppress(FileNotFoundError):
             _remove(tmp)
         raise
+    if replace_dir and target.is_dir() and not target.is_symlink():  # the caller checked it is its own
+        old = target.with_name(f"{target.name}.old-{os.getpid()}")
+        _remove(old)
+        os.replace(target, old)
+        os.replace(tmp, target)
+        _remove(old)
+        return
     os.replace(tmp, target)
+
+
+def _manifest_kind(path: Path) -> str | None:
+    try:
+        return json.loads(path.read_text()).get("kind")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def check_not_input(out: str | os.PathLike, inputs) -> None:
+    """An output that is, or contains, one of the command's inputs (files, directories, globs;
+    None entries are skipped) is an error: replacing it would delete that input."""
+    out = Path(out)
+    target = out.resolve()
+    for inp in inputs:
+        if inp is None or str(inp) == "":
+            continue
+        p = Path(inp).resolve()
+        if p == target or target in p.parents:
+            raise ArtifactError(f"--out {out} would replace the input {inp}"
+                                f"{'' if p == target else ' (it lies inside)'}; choose another --out")
+
+
+def check_output(out: str | os.PathLike, kind: str, what: str, *, overwrite: bool = False, inputs=(),
+                 sidecar: bool = False, recognise=None, overwrite_flag: str | None = "--overwrite") -> None:
+    """Refuse an output path whose replacement could lose something; call it before the long work.
+
+    * ``out`` may never be one of the command's ``inputs`` or contain one (replacing it would
+      delete the input), ``overwrite`` or not (:func:`check_not_input`);
+    * an existing ``out`` is replaced only when it is an earlier output of the same kind (a
+      directory whose ``manifest.json`` says ``kind``; with ``sidecar``, a file or directory with
+      ``OUT.manifest.json`` of that kind beside it, as pair files have), an empty directory, one
+      that ``recognise(out)`` accepts (outputs that carry no manifest), or when ``overwrite``.
+    ``what`` names the expected output in the message ("an EMB_DIR", "a pair file");
+    ``overwrite_flag``: the command's flag for ``overwrite`` (None: it has none).
+    """
+    out = Path(out)
+    check_not_input(out, inputs)
+    if overwrite or not (out.exists() or out.is_symlink()):
+        return
+    if out.is_dir() and not out.is_symlink() and not any(out.iterdir()):
+        return
+    if recognise is not None and recognise(out):
+        return
+    if sidecar:
+        if _manifest_kind(out.with_name(out.name + ".manifest.json")) == kind:
+            return
+    elif out.is_dir() and _manifest_kind(out / MANIFEST) == kind:
+        return
+    hint = f"pass {overwrite_flag} to replace it, or choose another --out" if overwrite_flag else "choose another --out"
+    raise ArtifactError(f"{out} exists and is not {what}; {hint}")
+
+
+def json_kind(path: str | os.PathLike) -> str | None:
+    """The ``kind`` of a JSON file (a manifest, a metrics file), or None (absent, unreadable, other)."""
+    return _manifest_kind(Path(path))
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:

@@ -30,8 +30,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from numba import njit
 
-from coengage.artifacts import file_fingerprint
-from coengage.errors import ArtifactError, InputError
+from coengage.artifacts import check_output, file_fingerprint
+from coengage.errors import InputError
 from graph import ingest
 from graph.artifact import KIND, GraphArtifact
 from graph.idmap import IdTable, is_blank_id
@@ -367,29 +367,6 @@ class _TypeVocab:
         order = sorted(self.names)
         remap = np.array([order.index(n) for n in self.names], dtype=np.int8)
         return order, remap
-
-
-def check_out_dir(out: str | os.PathLike, overwrite: bool) -> None:
-    """Refuse to replace an existing --out unless it is a graph artifact, empty, or --overwrite."""
-    out = Path(out)
-    if not out.exists():
-        return
-    if overwrite:
-        return
-    if out.is_dir():
-        if not any(out.iterdir()):
-            return
-        manifest = out / "manifest.json"
-        if manifest.exists():
-            try:
-                import json
-
-                if json.loads(manifest.read_text()).get("kind") == KIND:
-                    log.info("replacing the existing graph artifact %s", out)
-                    return
-            except (OSError, ValueError):
-                pass
-    raise ArtifactError(f"{out} exists and is not a graph artifact; pass --overwrite to replace it, or choose another --out")
 
 
 @njit(nogil=True, cache=True)
@@ -758,9 +735,9 @@ def _build_graph(cfg: BuildConfig, out: str | os.PathLike | None) -> GraphArtifa
         raise InputError("no output directory given (--out)")
     cfg = cfg.updated(out=str(out))
     cfg.validate()
-    check_out_dir(out, cfg.overwrite)
     log_paths = ingest.expand_paths(cfg.log, "log")
     text_paths = ingest.expand_paths(cfg.texts, "texts") if cfg.texts else []
+    check_output(out, KIND, "a graph artifact", overwrite=cfg.overwrite, inputs=log_paths + text_paths)
     for p in text_paths:  # check texts headers before the long part
         fmt = ingest.detect_format(p, cfg.texts_format)
         ingest.require_columns(p, ingest.read_header(p, fmt, cfg.encoding), _texts_required(cfg))

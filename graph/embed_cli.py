@@ -50,6 +50,9 @@ def register(sub) -> None:
                        epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("graph", metavar="GRAPH_DIR", help="graph artifact directory from `coengage graph build`")
     p.add_argument("--out", required=True, metavar="EMB_DIR", help="output directory (replaced atomically when training ends)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace whatever exists at EMB_DIR or EMB_DIR.checkpoint (default: only an earlier EMB_DIR "
+                        "and its checkpoint are replaced; anything else is refused)")
     p.add_argument("--resume", action="store_true",
                    help="continue from EMB_DIR.checkpoint (same graph and settings; --epochs may be raised)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (default: shown on a terminal)")
@@ -71,7 +74,7 @@ def run(args) -> int:
 
     config = EmbedConfig(**{name: getattr(args, name) for name in OPTIONS})
     manifest = train_embeddings(args.graph, args.out, config, resume=args.resume,
-                                progress=False if args.no_progress else None)
+                                progress=False if args.no_progress else None, overwrite=args.overwrite)
     m = manifest["metrics"]
     summary = {k: m[k] for k in ("mrr", "hits@1", "hits@10", "hits@50", "count")}
     print(f"wrote {args.out}: {manifest['num_nodes']['user']} users, {manifest['num_nodes']['tweet']} tweets, dim {manifest['dim']}")

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from coengage.artifacts import atomic_dir, combine_fingerprints, file_fingerprint, now_iso, write_json
+from coengage.artifacts import atomic_dir, check_not_input, combine_fingerprints, file_fingerprint, now_iso, write_json
 from coengage.errors import ArtifactError, InputError
 from lm import distributed as D
 from lm.config import TrainConfig
@@ -84,6 +84,9 @@ def checkpoints(work: Path) -> list[Path]:
 def open_workdir(config: TrainConfig, is_main: bool) -> tuple[Path, Path | None]:
     """``(work_dir, checkpoint to resume from or None)``; refuses to clobber without --overwrite."""
     out, work = Path(config.out), work_dir_of(config.out)
+    model_dir = config.model if config.model and Path(config.model).exists() else None  # (else a hub id)
+    for path in (out, work):  # both are replaced or removed later
+        check_not_input(path, [config.pairs, config.texts, model_dir])
     if config.resume:
         if not work.exists() or not checkpoints(work):
             raise ArtifactError(f"--resume: no checkpoint in {work}; start the run without --resume")

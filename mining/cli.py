@@ -76,7 +76,9 @@ def register(sub) -> None:
                    help="graph artifact directory (from `coengage graph build`); omit it with --engine spark --logs")
     p.add_argument("--method", choices=METHODS, default="walk", help="mining method (default: walk)")
     p.add_argument("--out", required=True, metavar="PATH", help="pair file to write (atomically); "
-                   "its manifest goes to PATH.manifest.json")
+                   "its manifest goes to PATH.manifest.json. An earlier pair file there is replaced; anything else "
+                   "is refused unless --overwrite")
+    p.add_argument("--overwrite", action="store_true", help="replace whatever exists at PATH (never an input)")
     p.add_argument("--format", dest="fmt", choices=("parquet", "tsv", "jsonl"), default=None,
                    help="output format (default: from the file name: .tsv[.gz], .jsonl[.gz], else parquet)")
     p.add_argument("--with-text", action="store_true", help="add text_a and text_b columns")
@@ -193,7 +195,9 @@ def register(sub) -> None:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     r.add_argument("pairs", metavar="PAIRS", help="pair file written by `coengage mine`")
     r.add_argument("--graph", required=True, metavar="GRAPH_DIR", help="the graph the pairs were mined from")
-    r.add_argument("--out", default=None, metavar="DIR", help="report directory (default: PAIRS.report/)")
+    r.add_argument("--out", default=None, metavar="DIR", help="report directory (default: PAIRS.report/); an earlier "
+                   "report there is replaced, anything else is refused unless --overwrite")
+    r.add_argument("--overwrite", action="store_true", help="replace whatever exists at the report directory (never an input)")
     r.add_argument("--samples", type=_positive_int, default=20, help="sample pairs shown (half best-scoring, half random) (default: 20)")
     r.add_argument("--label-col", default=None,
                    help="texts column for the same-label rate (default: the first of topic, subreddit, label present)")
@@ -258,7 +262,7 @@ def cmd_mine(args) -> int:
         if raw == (args.graph_dir is not None):
             raise InputError("--engine spark reads either GRAPH_DIR or raw logs (--logs/--config), exactly one of them")
     common = dict(method=args.method, out=args.out, fmt=args.fmt, with_text=args.with_text, strict=args.strict,
-                  progress=not args.no_progress, **_postprocess_options(args), **options)
+                  progress=not args.no_progress, overwrite=args.overwrite, **_postprocess_options(args), **options)
     if args.engine == "spark" and (raw or args.spark_output == "partitioned"):
         from mining.spark.engine import mine_spark
 
@@ -282,6 +286,6 @@ def cmd_report(args) -> int:
     from mining.report import pair_report, print_summary
 
     summary = pair_report(args.pairs, args.graph, args.out, samples=args.samples, seed=args.seed,
-                          label_col=args.label_col, fmt=args.fmt)
+                          label_col=args.label_col, fmt=args.fmt, overwrite=args.overwrite)
     print(print_summary(summary))
     return 0

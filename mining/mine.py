@@ -169,19 +169,21 @@ RUNNERS = {"walk": run_walk, "coengage": run_coengage, "knn": run_knn}
 
 def mine(graph_dir: str | os.PathLike, method: str = "walk", out: str | os.PathLike | None = None, *,
          fmt: str | None = None, with_text: bool = False, strict: bool = False, progress: bool = True,
-         engine: str = "local", spark_options=None, **options) -> MineResult:
+         engine: str = "local", spark_options=None, overwrite: bool = False, **options) -> MineResult:
     """Mine positive tweet pairs from GRAPH_DIR with ``method`` and write them to ``out``.
 
     ``options`` are fields of the method's config (:class:`WalkConfig`, :class:`CoengageConfig`,
     :class:`KnnConfig`) and of :class:`mining.postprocess.PostprocessConfig`. With ``out=None``
     nothing is written (the pairs and counts are returned). ``strict``: tweets without text among
     the candidates, zero embedding vectors, or an empty result are errors instead of warnings.
+    ``out`` is checked before any work: an earlier pair file is replaced, anything else that
+    exists there is refused unless ``overwrite``, and it may never be or contain an input.
     ``engine="spark"`` (coengage only) computes the candidates with Spark
     (:func:`mining.spark.engine.run_coengage_spark`, ``spark_options`` a
     :class:`mining.spark.session.SparkOptions`); post-processing and writing stay the same.
     """
     from graph.artifact import load
-    from mining.pairs_io import pairs_table, write_pairs
+    from mining.pairs_io import check_pairs_output, pairs_table, write_pairs
 
     if method not in METHOD_CONFIGS:
         raise InputError(f"unknown mining method {method!r}; expected one of {', '.join(METHODS)}")
@@ -200,6 +202,8 @@ def mine(graph_dir: str | os.PathLike, method: str = "walk", out: str | os.PathL
         pcfg.validate()
     except ValueError as e:
         raise InputError(str(e)) from e
+    if out is not None:
+        check_pairs_output(out, overwrite, [graph_dir, getattr(mcfg, "embeddings", None)])
     t0 = time.perf_counter()
     graph = load(graph_dir)
     texts = text_array(graph)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from coengage.artifacts import (atomic_file, file_fingerprint, load_manifest_file, now_iso, parts_fingerprint, read_parquet,
+from coengage.artifacts import (atomic_file, check_output, file_fingerprint, load_manifest_file, now_iso, parts_fingerprint, read_parquet,
                                 write_json)
 from coengage.errors import ArtifactError, InputError
 
@@ -74,6 +74,13 @@ def pairs_table(tweet_ids, a, b, score, method: str, text_of=None):
     return pa.table(cols)
 
 
+def check_pairs_output(out: str | os.PathLike, overwrite: bool, inputs=()) -> None:
+    """Refuse a pair-file path whose replacement could lose something (an earlier pair file, one
+    with ``OUT.manifest.json`` of this kind beside it, is replaced; see
+    :func:`coengage.artifacts.check_output`)."""
+    check_output(out, KIND, "a pair file from `coengage mine`", overwrite=overwrite, inputs=inputs, sidecar=True)
+
+
 def write_pairs(path: str | os.PathLike, table, *, fmt: str | None = None, manifest: dict | None = None) -> dict:
     """Write ``table`` (pyarrow Table or DataFrame) atomically, then its manifest; returns the manifest."""
     import pyarrow as pa
@@ -86,7 +93,7 @@ def write_pairs(path: str | os.PathLike, table, *, fmt: str | None = None, manif
     if missing:
         raise ValueError(f"pair table lacks columns {missing}")
     gz = path.name.lower().endswith(".gz")
-    with atomic_file(path) as tmp:
+    with atomic_file(path, replace_dir=True) as tmp:  # (mine checked PATH with check_pairs_output)
         if fmt == "parquet":
             import pyarrow.parquet as pq
 

@@ -24,9 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
-from coengage.artifacts import atomic_dir, write_json
+from coengage.artifacts import atomic_dir, check_output, write_json
 from coengage.errors import ArtifactError, InputError
 
+REPORT_KIND = "coengage.pair_report"  # (reports carry no manifest; recognised by their files)
 log = logging.getLogger(__name__)
 
 LABEL_COLUMNS = ("topic", "subreddit", "label")
@@ -166,8 +167,12 @@ def _fmt(v) -> str:
 
 
 def pair_report(pairs_path: str | os.PathLike, graph_dir: str | os.PathLike, out_dir: str | os.PathLike | None = None,
-                *, samples: int = 20, seed: int = 0, label_col: str | None = None, fmt: str | None = None) -> dict:
-    """Write the report for a pair file made from GRAPH_DIR; returns the summary figures."""
+                *, samples: int = 20, seed: int = 0, label_col: str | None = None, fmt: str | None = None,
+                overwrite: bool = False) -> dict:
+    """Write the report for a pair file made from GRAPH_DIR; returns the summary figures.
+
+    ``out_dir`` (default PAIRS.report/) is checked first: an earlier report is replaced, anything
+    else that exists there is refused unless ``overwrite``, and it may never be or contain an input."""
     import pandas as pd
 
     from graph.artifact import check_fingerprint, load
@@ -175,6 +180,9 @@ def pair_report(pairs_path: str | os.PathLike, graph_dir: str | os.PathLike, out
     from mining.pairs_io import manifest_path, read_manifest, read_pairs
 
     pairs_path = Path(pairs_path)
+    out_dir = Path(out_dir) if out_dir is not None else pairs_path.with_name(pairs_path.name + ".report")
+    check_output(out_dir, REPORT_KIND, "a pair report from `coengage mine report`", overwrite=overwrite,
+                 inputs=[pairs_path, graph_dir], recognise=lambda p: (p / "summary.json").is_file() and (p / "report.html").is_file())
     graph = load(graph_dir)
     manifest = None
     if manifest_path(pairs_path).exists():
@@ -241,7 +249,6 @@ def pair_report(pairs_path: str | os.PathLike, graph_dir: str | os.PathLike, out
     top, rand = _sample_rows(view, samples, seed) if len(view) else (view, view)
     sample_sets = [("highest scores", top), ("random", rand)]
 
-    out_dir = Path(out_dir) if out_dir is not None else pairs_path.with_name(pairs_path.name + ".report")
     with atomic_dir(out_dir) as tmp:
         _plots(tmp, score, per_tweet[paired], engagers[nodes], engagers, method)
         (tmp / "report.md").write_text(_markdown(summary, sample_sets, label_col), encoding="utf-8")

@@ -128,3 +128,62 @@ def test_library_code_reads_parquet_through_the_path_not_a_python_file():
                  for i, line in enumerate(p.read_text().splitlines(), 1) if re.search(r"\bread_parquet\(", line)
                  and "def read_parquet" not in line and not re.search(r"(?<![\w.])read_parquet\(", line)]
     assert not offenders, f"use coengage.artifacts.read_parquet, not pandas': {offenders}"
+
+
+def test_check_not_input_refuses_an_output_that_is_or_holds_an_input(tmp_path):
+    from coengage.artifacts import check_not_input
+
+    g = tmp_path / "work" / "g"
+    g.mkdir(parents=True)
+    (tmp_path / "link").symlink_to(g)
+    for out in (g, tmp_path / "work", tmp_path, tmp_path / "link", tmp_path / "work" / ".." / "work"):
+        with pytest.raises(ArtifactError, match="would replace the input"):
+            check_not_input(out, [None, g])
+    check_not_input(tmp_path / "work" / "e", [g, None, ""])  # a sibling: fine
+    check_not_input(g / "sub", [g])  # inside an input is not replacing it
+
+
+def test_check_output_replaces_only_its_own_kind_unless_overwrite(tmp_path):
+    from coengage.artifacts import check_output, write_json
+
+    def check(path, **kw):
+        check_output(path, "coengage.x", "an X", **kw)
+
+    check(tmp_path / "new")  # absent
+    (tmp_path / "empty").mkdir()
+    check(tmp_path / "empty")
+    ours = tmp_path / "ours"
+    ours.mkdir()
+    write_json(ours / "manifest.json", {"kind": "coengage.x"})
+    check(ours)
+    other = tmp_path / "other"
+    other.mkdir()
+    write_json(other / "manifest.json", {"kind": "coengage.graph"})
+    notes = tmp_path / "notes.txt"
+    notes.write_text("keep")
+    for path in (other, notes):
+        with pytest.raises(ArtifactError, match=r"is not an X; pass --overwrite"):
+            check(path)
+        check(path, overwrite=True)
+        check(path, recognise=lambda p: True)
+    # sidecar manifests (pair files): PATH.manifest.json of the kind beside PATH
+    with pytest.raises(ArtifactError, match="is not an X"):
+        check(notes, sidecar=True)
+    write_json(tmp_path / "notes.txt.manifest.json", {"kind": "coengage.x"})
+    check(notes, sidecar=True)
+    with pytest.raises(ArtifactError, match="would replace the input"):
+        check(ours, overwrite=True, inputs=[ours / "manifest.json"])
+    assert notes.read_text() == "keep" and (other / "manifest.json").exists()
+
+
+def test_atomic_file_refuses_to_replace_a_directory_unless_asked(tmp_path):
+    d = tmp_path / "d"
+    d.mkdir()
+    (d / "precious").write_text("x")
+    with pytest.raises(ArtifactError, match="is a directory"):
+        with atomic_file(d) as tmp:
+            tmp.write_text("new")
+    assert (d / "precious").read_text() == "x"
+    with atomic_file(d, replace_dir=True) as tmp:
+        tmp.write_text("new")
+    assert d.read_text() == "new" and [p.name for p in tmp_path.iterdir()] == ["d"]

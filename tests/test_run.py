@@ -125,3 +125,24 @@ def test_second_run_lock(first_run):
         with pytest.raises(ArtifactError, match="in use by another `coengage run`"):
             with run_lock(run_dir):
                 pass
+
+
+def test_a_run_never_goes_into_a_foreign_directory(tmp_path, capsys):
+    from coengage.errors import ArtifactError
+    from coengage.run.runner import check_run_dir
+
+    home = tmp_path / "project"
+    (home / "data").mkdir(parents=True)
+    (home / "data" / "my_logs.csv").write_text("user_id,tweet_id\n")
+    with pytest.raises(ArtifactError, match="not a run directory"):
+        run(validate(tiny()), home)
+    assert (home / "data" / "my_logs.csv").exists() and sorted(p.name for p in home.iterdir()) == ["data"]
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(ArtifactError, match="is a file"):
+        check_run_dir(tmp_path / "f")
+    for ok in ("new", "empty", "killed", "earlier"):
+        (tmp_path / ok).mkdir(exist_ok=ok == "new")
+    (tmp_path / "killed" / ".lock").write_text("")  # killed before it wrote run.json
+    (tmp_path / "earlier" / "run.json").write_text("{}")
+    for ok in ("new", "empty", "killed", "earlier"):
+        check_run_dir(tmp_path / ok)

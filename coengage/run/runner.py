@@ -103,6 +103,19 @@ def _cpu() -> float:
     return t.user + t.system + t.children_user + t.children_system
 
 
+def check_run_dir(run_dir: Path) -> None:
+    """A run writes data/, graph/, emb/, ... into its directory, replacing entries of those names:
+    it goes only into a new or empty directory, or one an earlier run made (run.json or .stages/)."""
+    if not run_dir.exists():
+        return
+    if not run_dir.is_dir():
+        raise ArtifactError(f"run directory {run_dir} exists and is a file; choose another --out")
+    if (run_dir / "run.json").is_file() or (run_dir / STAGES_DIR).is_dir() or {p.name for p in run_dir.iterdir()} <= {".lock"}:
+        return  # (a run killed before it wrote run.json leaves only its lock file)
+    raise ArtifactError(f"{run_dir} exists and is not a run directory (no run.json): a run would replace entries "
+                        "there (data/, graph/, emb/, models/, ...); choose a new or empty --out")
+
+
 class Runner:
     """Runs a :class:`RunConfig` into ``run_dir``.
 
@@ -167,6 +180,7 @@ class Runner:
         """Run every stage (skipping up-to-date ones); ``from_stage`` forces a rerun from that stage on."""
         force_at = self.resolve_from(from_stage)
         stop_at = self.resolve_from(until)
+        check_run_dir(self.run_dir)
         ctx = Context(self.run_dir, self.config, self.progress)
         with run_lock(self.run_dir):
             clean_stale_temps(self.run_dir)

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from coengage.artifacts import atomic_dir, read_manifest, write_json
+from coengage.artifacts import atomic_dir, check_output, read_manifest, write_json
 from coengage.errors import ArtifactError
 from graph.artifact import GraphArtifact, load
 from graph.embed import kernels, model
@@ -350,6 +350,19 @@ def _invalidate_checkpoints(path: Path) -> None:
         (path / s / "manifest.json").unlink(missing_ok=True)
 
 
+def _check_outputs(out: Path, graph: GraphArtifact, overwrite: bool) -> None:
+    """Refuse, before any training, an EMB_DIR or checkpoint path whose replacement could lose
+    something that is not ours (see :func:`train_embeddings`)."""
+    from graph.embed.io import KIND
+
+    check_output(out, KIND, "an EMB_DIR (embeddings from `coengage graph embed`)", overwrite=overwrite, inputs=[graph.path])
+    ckpt = checkpoint_dir(out)
+    ours = ckpt.is_dir() and (any((ckpt / s).is_dir() for s in _SLOTS) or not any(ckpt.iterdir()))
+    if not ours:
+        check_output(ckpt, CHECKPOINT_KIND, f"a checkpoint directory of `coengage graph embed --out {out}`",
+                     overwrite=overwrite, inputs=[graph.path])
+
+
 def _load_checkpoint(path: Path, graph: GraphArtifact, config: EmbedConfig) -> tuple[dict, dict]:
     meta = read_manifest(path, kind=CHECKPOINT_KIND)
     if meta["graph_fingerprint"] != graph.fingerprint:
@@ -377,18 +390,23 @@ def evaluate(scorer, held: EdgeSet, num_tweets: int, relations: list[str], confi
 
 
 def train_embeddings(graph: str | os.PathLike | GraphArtifact, out: str | os.PathLike, config: EmbedConfig | None = None,
-                     resume: bool = False, progress: bool | None = None, write: bool = True) -> dict:
+                     resume: bool = False, progress: bool | None = None, write: bool = True, overwrite: bool = False) -> dict:
     """Train TwHIN embeddings of ``graph`` and write EMB_DIR ``out``; returns its manifest.
 
     ``resume`` continues from ``<out>.checkpoint`` (same graph and settings; ``epochs`` may grow).
     ``progress``: tqdm bar (None = only on a terminal). ``write=False`` skips writing EMB_DIR and
     returns the manifest with the arrays under ``"arrays"`` (benchmarks).
+    Before training, ``out`` and its checkpoint directory are checked: an earlier EMB_DIR (and
+    its checkpoint) is replaced, anything else that exists there is refused unless ``overwrite``,
+    and ``out`` may never be or contain the graph (:func:`coengage.artifacts.check_output`).
     """
     from tqdm.auto import tqdm
 
     config = config or EmbedConfig()
     graph = graph if isinstance(graph, GraphArtifact) else load(graph)
     out = Path(out)
+    if write:
+        _check_outputs(out, graph, overwrite)
     threads = config.threads or available_cores()
     torch.set_num_threads(threads)
     import numba

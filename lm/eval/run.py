@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from coengage.artifacts import read_manifest, write_json
+from coengage.artifacts import check_output, json_kind, read_manifest, write_json
 from coengage.errors import ArtifactError, InputError
 from lm.eval.config import EvalConfig
 
@@ -165,6 +165,11 @@ def evaluate(model: str, graph_dir, emb_dir, cfg: EvalConfig, pairs=None, out=No
     if pairs is not None and not pairs.exists():
         raise InputError(f"--pairs {pairs}: no such file")
     spec = parse_model_spec(model)
+    if out is not None:
+        if Path(out).is_dir():
+            raise ArtifactError(f"--out {out} is a directory; give the metrics file's path (e.g. {Path(out) / 'metrics.json'})")
+        check_output(out, KIND, "a metrics file of `coengage lm eval`", inputs=[spec.path, graph_dir, emb_dir, pairs, features_cache],
+                     recognise=lambda p: p.is_file() and json_kind(p) == KIND, overwrite_flag=None)
     graph = load(graph_dir)
     heldout = load_heldout(graph_dir)
     guard = check_leakage(graph_dir, graph, pairs, spec)

@@ -145,7 +145,8 @@ def logs_source(spark, cfg, scratch) -> dict:
 
 
 def mine_spark(graph_dir=None, method: str = "coengage", out=None, *, build_config=None, spark_options=None,
-               fmt=None, with_text: bool = False, strict: bool = False, progress: bool = True, **options):
+               fmt=None, with_text: bool = False, strict: bool = False, progress: bool = True, overwrite: bool = False,
+               **options):
     """``coengage mine --engine spark`` on GRAPH_DIR or raw logs (``build_config``), single or partitioned output.
 
     Returns a :class:`mining.mine.MineResult` (``a``/``b`` empty for partitioned output: the
@@ -163,7 +164,7 @@ def mine_spark(graph_dir=None, method: str = "coengage", out=None, *, build_conf
     opts = spark_options or SparkOptions()
     if build_config is None and opts.output == "single":
         return mine(graph_dir, method, out, fmt=fmt, with_text=with_text, strict=strict, progress=progress,
-                    engine="spark", spark_options=opts, **options)
+                    engine="spark", spark_options=opts, overwrite=overwrite, **options)
     mcfg, pcfg = _split_options(method, options)
     try:
         pcfg.validate()
@@ -171,6 +172,11 @@ def mine_spark(graph_dir=None, method: str = "coengage", out=None, *, build_conf
         raise InputError(str(e)) from e
     if opts.output == "partitioned" and out is not None and fmt not in (None, "parquet"):
         raise InputError(f"--spark-output partitioned writes Parquet part files; --format {fmt} needs --spark-output single")
+    if out is not None:
+        from mining.pairs_io import check_pairs_output
+
+        inputs = [graph_dir] if build_config is None else [*build_config.log, *(build_config.texts or [])]
+        check_pairs_output(out, overwrite, inputs)
     from mining.spark.coengage import coengage_candidates
 
     spark = get_spark(opts)

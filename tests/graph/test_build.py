@@ -224,6 +224,16 @@ def test_out_dir_policy(tmp_path, small_log):
     assert g.relations == ["fav", "retweet", "reply"] and first
 
 
+def test_out_may_never_be_or_hold_an_input(tmp_path, small_log):
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    p = write_frame(small_log, logs / "log.csv")
+    for out in (logs, tmp_path, p):  # --overwrite would have replaced the log's directory (or the log)
+        with pytest.raises(ArtifactError, match="would replace the input"):
+            build_graph(BuildConfig(log=[str(logs / "*.csv")], overwrite=True, no_dgl=True), out=out)
+    assert p.is_file() and (tmp_path / "logs").is_dir()
+
+
 def test_multiple_files_glob_and_integer_ids(tmp_path):
     a = pd.DataFrame({"user_id": [1, 2, 3], "tweet_id": [10, 20, 10], "engagement": ["fav"] * 3, "timestamp": [1, 2, 3]})
     b = pd.DataFrame({"user_id": [3, 4], "tweet_id": [30, 10], "engagement": ["fav", "fav"], "timestamp": [4, 5]})

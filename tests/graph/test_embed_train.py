@@ -308,3 +308,25 @@ def test_a_fresh_run_over_a_checkpoint_invalidates_its_slots_first(g, tmp_path, 
         train_embeddings(g, tmp_path / "e", cfg(epochs=2, lr=0.5), progress=False)  # no --resume
     assert seen["latest"] is None  # the first run's epoch-1 slot can no longer be resumed
     assert (tmp_path / "e.checkpoint" / "slot-1" / "user.npy").exists()  # its files stay, to be rewritten in place
+
+
+def test_embed_out_never_replaces_the_graph_or_a_foreign_path(g, tmp_path, capsys):
+    args = ["graph", "embed", str(g.path), "--dim", "8", "--epochs", "1", "--negatives", "10", "--batch-size", "512",
+            "--chunk-size", "128", "--threads", "1", "--no-progress"]
+    graph_manifest = (g.path / "manifest.json").read_text()
+    for out in (g.path, g.path.parent):  # the graph itself, or a directory holding it: not even with --overwrite
+        assert main(args + ["--out", str(out), "--overwrite"]) == 2
+        assert "would replace the input" in capsys.readouterr().err
+    assert (g.path / "manifest.json").read_text() == graph_manifest
+    notes = tmp_path / "notes.txt"
+    notes.write_text("keep me")
+    assert main(args + ["--out", str(notes)]) == 2  # refused before any training
+    assert "is not an EMB_DIR" in capsys.readouterr().err and notes.read_text() == "keep me"
+    busy = tmp_path / "e2.checkpoint"
+    busy.mkdir()
+    (busy / "mine.txt").write_text("not a checkpoint")
+    assert main(args + ["--out", str(tmp_path / "e2")]) == 2
+    assert "checkpoint directory" in capsys.readouterr().err and (busy / "mine.txt").exists()
+    assert main(args + ["--out", str(notes), "--overwrite"]) == 0 and (notes / "user.npy").exists()
+    assert main(args + ["--out", str(notes), "--seed", "1"]) == 0  # an earlier EMB_DIR is replaced
+    assert json.loads((notes / "manifest.json").read_text())["config"]["seed"] == 1

@@ -168,3 +168,18 @@ def test_untrained_checkpoint_is_encoded_with_cls_mean(tmp_path):
     assert m["table"]["train_texts_used"] == 120
     assert cache.exists()
     assert m["summary"]["macro_f1"] > 0.3  # 10 balanced topics with distinct words: chance is ~0.1
+
+
+def test_out_must_be_a_file_that_is_no_input(dataset, tmp_path, capsys):
+    graph, emb = dataset
+    folder = tmp_path / "results"
+    folder.mkdir()
+    (folder / "keep.txt").write_text("x")
+    assert _eval(graph, emb, "random", folder) == 2
+    assert "is a directory" in capsys.readouterr().err and (folder / "keep.txt").exists()
+    emb_manifest = (emb / "manifest.json").read_text()
+    assert _eval(graph, emb, "random", emb / "manifest.json") == 2  # an existing file that is no metrics file
+    assert "is not a metrics file" in capsys.readouterr().err
+    assert (emb / "manifest.json").read_text() == emb_manifest
+    assert _eval(graph, emb, "random", tmp_path / "m.json") == 0
+    assert _eval(graph, emb, "random", tmp_path / "m.json") == 0  # an earlier metrics file is replaced

@@ -215,3 +215,16 @@ def test_negative_steps_are_refused(tmp_path, dataset):
     pairs, graph = dataset
     with pytest.raises(InputError, match="max-steps must be >= 0"):
         train(tiny_config(pairs, graph, tmp_path / "m", max_steps=-1))
+
+
+def test_output_may_never_be_or_hold_an_input(tmp_path, dataset):
+    import shutil
+
+    pairs0, graph0 = dataset  # copies: the session's dataset must survive a failure here
+    graph, pairs = tmp_path / "g", tmp_path / "pairs.parquet"
+    shutil.copytree(graph0, graph)
+    shutil.copy(pairs0, pairs)
+    for out in (graph, tmp_path, pairs):
+        with pytest.raises(ArtifactError, match="would replace the input"):
+            train(tiny_config(pairs, graph, out, overwrite=True))
+    assert (graph / "manifest.json").is_file() and pairs.is_file()

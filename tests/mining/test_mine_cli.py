@@ -176,3 +176,34 @@ def test_mining_runs_without_importing_dgl(graph, tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
     assert json.loads((tmp_path / "p.parquet.manifest.json").read_text())["counts"]["written"] > 0
+
+
+def test_mine_replaces_only_its_own_pair_files_and_never_an_input(graph, emb, tmp_path, capsys):
+    base = ["mine", str(graph.path), "--method", "coengage", "--no-progress"]
+    notes = tmp_path / "notes.txt"
+    notes.write_text("keep me")
+    assert main(base + ["--out", str(notes)]) == 2
+    assert "is not a pair file" in capsys.readouterr().err and notes.read_text() == "keep me"
+    for out in (graph.path, graph.path.parent):  # the graph itself, or a directory holding it
+        assert main(base + ["--out", str(out), "--overwrite"]) == 2
+        assert "would replace the input" in capsys.readouterr().err
+    assert (graph.path / "manifest.json").exists()
+    knn = ["mine", str(graph.path), "--method", "knn", "--embeddings", str(emb), "--no-progress", "--overwrite"]
+    assert main(knn + ["--out", str(emb)]) == 2 and (emb / "manifest.json").exists()
+    capsys.readouterr()
+    pairs = tmp_path / "p.parquet"
+    assert main(base + ["--out", str(pairs)]) == 0
+    assert main(base + ["--out", str(pairs), "--top-k", "5"]) == 0  # an earlier pair file is replaced
+    assert read_manifest(pairs)["config"]["coengage"]["top_k"] == 5
+    assert main(base + ["--out", str(notes), "--overwrite"]) == 0 and len(read_pairs(notes)) > 0
+    # the report directory: an earlier report is replaced, anything else refused
+    assert main(["mine", "report", str(pairs), "--graph", str(graph.path)]) == 0
+    assert main(["mine", "report", str(pairs), "--graph", str(graph.path)]) == 0
+    foreign = tmp_path / "rep"
+    foreign.mkdir()
+    (foreign / "x.txt").write_text("1")
+    capsys.readouterr()
+    assert main(["mine", "report", str(pairs), "--graph", str(graph.path), "--out", str(foreign)]) == 2
+    assert "--overwrite" in capsys.readouterr().err and (foreign / "x.txt").exists()
+    assert main(["mine", "report", str(pairs), "--graph", str(graph.path), "--out", str(foreign), "--overwrite"]) == 0
+    assert (foreign / "report.html").exists() and not (foreign / "x.txt").exists()
