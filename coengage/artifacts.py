@@ -54,12 +54,25 @@ def atomic_dir(target: str | os.PathLike, overwrite: bool = True) -> Iterator[Pa
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    _publish(tmp, target)
+
+
+def _publish(tmp: Path, target: Path) -> None:
+    """Rename ``tmp`` over ``target``; unless both are files, an existing target is moved aside
+    first and removed after. If that fails, ``target`` is put back and ``tmp`` removed."""
     old = None
-    if target.exists():
-        old = target.with_name(f"{target.name}.old-{os.getpid()}")
-        _remove(old)
-        os.replace(target, old)
-    os.replace(tmp, target)
+    try:
+        if (target.exists() or target.is_symlink()) and (tmp.is_dir() or (target.is_dir() and not target.is_symlink())):
+            old = target.with_name(f"{target.name}.old-{os.getpid()}")
+            _remove(old)
+            os.replace(target, old)
+        os.replace(tmp, target)
+    except BaseException:
+        if old is not None and not target.exists():
+            os.replace(old, target)
+        with contextlib.suppress(FileNotFoundError):
+            _remove(tmp)
+        raise
     if old is not None:
         _remove(old)
 
@@ -81,14 +94,7 @@ def atomic_file(target: str | os.PathLike, replace_dir: bool = False) -> Iterato
         with contextlib.suppress(FileNotFoundError):
             _remove(tmp)
         raise
-    if replace_dir and target.is_dir() and not target.is_symlink():  # the caller checked it is its own
-        old = target.with_name(f"{target.name}.old-{os.getpid()}")
-        _remove(old)
-        os.replace(target, old)
-        os.replace(tmp, target)
-        _remove(old)
-        return
-    os.replace(tmp, target)
+    _publish(tmp, target)  # (a directory target only with replace_dir, checked above)
 
 
 def _manifest_kind(path: Path) -> str | None:

@@ -187,3 +187,33 @@ def test_atomic_file_refuses_to_replace_a_directory_unless_asked(tmp_path):
     with atomic_file(d, replace_dir=True) as tmp:
         tmp.write_text("new")
     assert d.read_text() == "new" and [p.name for p in tmp_path.iterdir()] == ["d"]
+
+
+def test_a_failed_rename_puts_the_old_artifact_back_and_leaves_no_temp(tmp_path, monkeypatch):
+    import os
+
+    import coengage.artifacts as A
+
+    target = tmp_path / "a"
+    target.mkdir()
+    (target / "old.txt").write_text("old")
+    real, calls = os.replace, []
+
+    def flaky(src, dst):
+        calls.append((src, dst))
+        if len(calls) == 2:  # the new directory onto the target, after the old one was moved aside
+            raise OSError("disk on fire")
+        return real(src, dst)
+
+    monkeypatch.setattr(A.os, "replace", flaky)
+    with pytest.raises(OSError, match="disk on fire"):
+        with atomic_dir(target) as tmp:
+            (tmp / "new.txt").write_text("new")
+    assert (target / "old.txt").read_text() == "old" and len(calls) == 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a"]
+    monkeypatch.setattr(A.os, "replace", real)
+    notes = tmp_path / "notes.txt"  # a directory artifact may replace a file (when the caller allows it)
+    notes.write_text("x")
+    with atomic_dir(notes) as tmp:
+        (tmp / "f").write_text("y")
+    assert (notes / "f").read_text() == "y" and sorted(p.name for p in tmp_path.iterdir()) == ["a", "notes.txt"]
