@@ -186,8 +186,20 @@ def require_columns(path: str | os.PathLike, present: Sequence[str], required) -
         flags = ", ".join(dict.fromkeys(f"--{_ROLE_FLAGS.get(role, role)}" for role, _ in missing))
         raise InputError(
             f"{path}: missing required column {what}; columns present: {list(present)}. "
-            f"Name the right column with {flags} (or in the --config YAML)"
+            f"Name the right column with {flags} (or in the --config YAML){_separator_hint(path, present)}"
         )
+
+
+def _separator_hint(path, present: Sequence[str]) -> str:
+    """A header read as one column that holds another separator: say so (a ';'-separated .csv)."""
+    if len(present) != 1:
+        return ""
+    for sep, name in ((";", "';'"), ("|", "'|'"), ("\t", "tab"), (",", "','")):
+        if sep in str(present[0]):
+            read_as = "tab" if str(path).lower().removesuffix(".gz").endswith(".tsv") else "','"
+            return (f". The header looks {name}-separated, but the file was read as {read_as}-separated (.csv: ',', "
+                    f".tsv: tab, or --log-format/--texts-format); convert it to one of those")
+    return ""
 
 
 _ROLE_FLAGS = {"user": "user-col", "tweet": "item-col", "type": "type-col", "time": "time-col",

@@ -402,3 +402,19 @@ def test_high_cardinality_parquet_ids_are_read_as_strings(tmp_path):
     path = tmp_path / "log.parquet"
     pq.write_table(t, path, dictionary_pagesize_limit=4096)
     assert parquet_dictionary_columns(path, ["user_id", "tweet_id"]) == ["tweet_id"]
+
+
+def test_a_header_with_another_separator_is_explained(tmp_path):
+    p = tmp_path / "log.csv"
+    p.write_text("user_id;tweet_id;engagement;timestamp\nu1;t1;fav;1\n")
+    with pytest.raises(InputError, match="header looks ';'-separated, but the file was read as ','-separated"):
+        _build(tmp_path, [p])
+    t = tmp_path / "tabs.csv"
+    t.write_text("user_id\ttweet_id\tengagement\ttimestamp\nu1\tt1\tfav\t1\n")
+    with pytest.raises(InputError, match="looks tab-separated"):
+        _build(tmp_path, [t])
+    assert _build(tmp_path, [t], format="tsv").num_edges == 1  # what the hint points to
+    p.write_text("user,tweet_id,engagement,timestamp\nu1,t1,fav,1\n")  # several columns: no separator hint
+    with pytest.raises(InputError, match="missing required column 'user_id'") as e:
+        _build(tmp_path, [p])
+    assert "separated" not in str(e.value)
