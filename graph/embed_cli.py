@@ -73,10 +73,30 @@ def run(args) -> int:
     from graph.embed.config import EmbedConfig
 
     config = EmbedConfig(**{name: getattr(args, name) for name in OPTIONS})
-    manifest = train_embeddings(args.graph, args.out, config, resume=args.resume,
-                                progress=False if args.no_progress else None, overwrite=args.overwrite)
+    try:
+        manifest = train_embeddings(args.graph, args.out, config, resume=args.resume,
+                                    progress=False if args.no_progress else None, overwrite=args.overwrite)
+    except KeyboardInterrupt:
+        _resume_hint(args)
+        raise
     m = manifest["metrics"]
     summary = {k: m[k] for k in ("mrr", "hits@1", "hits@10", "hits@50", "count")}
     print(f"wrote {args.out}: {manifest['num_nodes']['user']} users, {manifest['num_nodes']['tweet']} tweets, dim {manifest['dim']}")
     print("held-out link prediction:", json.dumps(summary))
     return 0
+
+
+def _resume_hint(args) -> None:
+    """After Ctrl-C: say where the last complete checkpoint is and how to continue from it."""
+    import sys
+
+    from graph.embed.train import checkpoint_dir, latest_checkpoint
+
+    try:
+        found = latest_checkpoint(checkpoint_dir(args.out))
+        epoch = json.loads((found / "manifest.json").read_text())["epoch"] if found else None
+    except (OSError, ValueError, KeyError):  # pragma: no cover - a damaged checkpoint: say nothing
+        return
+    if found is not None:
+        print(f"coengage: the checkpoint after epoch {epoch} is in {found.parent}; continue with the same command "
+              "and --resume", file=sys.stderr)

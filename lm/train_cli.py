@@ -75,5 +75,21 @@ def config_from_args(args) -> TrainConfig:
 def run(args) -> int:
     from lm.train import train
 
-    train(config_from_args(args))
+    config = config_from_args(args)
+    try:
+        train(config)
+    except KeyboardInterrupt:
+        _resume_hint(config)
+        raise
     return 0
+
+
+def _resume_hint(config) -> None:
+    """After Ctrl-C: name the last checkpoint and how to continue from it."""
+    import sys
+
+    from lm.train import checkpoints, work_dir_of
+
+    found = checkpoints(work_dir_of(config.out)) if config.out else []
+    if found:
+        print(f"coengage: the latest checkpoint is {found[-1]}; continue with the same command and --resume", file=sys.stderr)

@@ -330,3 +330,21 @@ def test_embed_out_never_replaces_the_graph_or_a_foreign_path(g, tmp_path, capsy
     assert main(args + ["--out", str(notes), "--overwrite"]) == 0 and (notes / "user.npy").exists()
     assert main(args + ["--out", str(notes), "--seed", "1"]) == 0  # an earlier EMB_DIR is replaced
     assert json.loads((notes / "manifest.json").read_text())["config"]["seed"] == 1
+
+
+def test_ctrl_c_in_the_cli_says_how_to_resume(g, tmp_path, monkeypatch, capsys):
+    save = train_mod._save_checkpoint
+
+    def save_then_interrupt(path, tw, meta):
+        save(path, tw, meta)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_mod, "_save_checkpoint", save_then_interrupt)
+    out = tmp_path / "e"
+    args = ["graph", "embed", str(g.path), "--out", str(out), "--dim", "8", "--epochs", "2", "--negatives", "10",
+            "--batch-size", "512", "--chunk-size", "128", "--threads", "1", "--no-progress"]
+    assert main(args) == 130
+    err = capsys.readouterr().err
+    assert f"the checkpoint after epoch 1 is in {out}.checkpoint" in err and "--resume" in err and "interrupted" in err
+    monkeypatch.setattr(train_mod, "_save_checkpoint", save)
+    assert main(args + ["--resume"]) == 0 and (out / "user.npy").exists()

@@ -228,3 +228,24 @@ def test_output_may_never_be_or_hold_an_input(tmp_path, dataset):
         with pytest.raises(ArtifactError, match="would replace the input"):
             train(tiny_config(pairs, graph, out, overwrite=True))
     assert (graph / "manifest.json").is_file() and pairs.is_file()
+
+
+def test_ctrl_c_in_the_cli_names_the_checkpoint_to_resume_from(tmp_path, dataset, monkeypatch, capsys):
+    import lm.train as train_mod
+    from coengage.cli import main
+
+    pairs, graph = dataset
+    part = tmp_path / "part"
+    assert train(tiny_config(pairs, graph, part, max_steps=6, save_every=2, max_steps_per_call=3)) is None
+
+    def interrupted(config):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_mod, "train", interrupted)
+    args = ["lm", "train", "--pairs", str(pairs), "--texts", str(graph), "--out", str(part), "--from-scratch", "tiny"]
+    assert main(args) == 130
+    err = capsys.readouterr().err
+    assert "the latest checkpoint is" in err and "step-0000003" in err and "--resume" in err
+    assert main(["lm", "train", "--pairs", str(pairs), "--texts", str(graph), "--out", str(tmp_path / "none"),
+                 "--from-scratch", "tiny"]) == 130
+    assert "checkpoint" not in capsys.readouterr().err  # nothing to resume: no hint
