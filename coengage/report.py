@@ -287,7 +287,7 @@ def _embed_section(run_dir: Path, label_col: str | None) -> str:
         axes[0].plot(ep, [h.get("loss") for h in hist], marker="o")
         axes[0].set(title="training loss", xlabel="epoch")
         for k in ("mrr", "hits@10", "hits@50"):
-            axes[1].plot(ep, [h.get(k) for h in hist], marker="o", label=k)
+            axes[1].plot(ep, [np.nan if h.get(k) is None else h[k] for h in hist], marker="o", label=k)
         axes[1].set(title="held-out link prediction", xlabel="epoch")
         axes[1].legend()
         html_ += _png(fig, "embedding training")

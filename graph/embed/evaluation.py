@@ -63,8 +63,8 @@ def link_prediction_ranks(scorer: Scorer, users: np.ndarray, rels: np.ndarray, t
 
 
 def summarize_ranks(ranks: np.ndarray, hits_at: Sequence[int] = HITS_AT) -> dict:
-    if len(ranks) == 0:
-        return {"mrr": float("nan"), **{f"hits@{k}": float("nan") for k in hits_at}, "count": 0}
+    if len(ranks) == 0:  # nothing held out (of this relation): null in JSON, not NaN (which strict parsers refuse)
+        return {"mrr": None, **{f"hits@{k}": None for k in hits_at}, "count": 0}
     out = {"mrr": float(np.mean(1.0 / ranks))}
     for k in hits_at:
         out[f"hits@{k}"] = float(np.mean(ranks <= k))

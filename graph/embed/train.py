@@ -466,11 +466,12 @@ def train_embeddings(graph: str | os.PathLike | GraphArtifact, out: str | os.Pat
         with torch.no_grad():
             metrics = evaluate(tw.scorer(), held, graph.num_tweets, relations, config)
         eval_seconds += time.perf_counter() - t1
-        row = {"epoch": epoch + 1, "loss": loss_sum / max(n_seen, 1), "edges_per_s": E / dt if dt > 0 else float("inf"),
+        row = {"epoch": epoch + 1, "loss": loss_sum / max(n_seen, 1), "edges_per_s": E / dt if dt > 0 else None,
                "seconds": dt, **{k: metrics[k] for k in ("mrr", "hits@1", "hits@10", "hits@50")}}
         history.append(row)
-        log.info("epoch %d: loss %.4f, %.0f edges/s, held-out MRR %.4f, HITS@10 %.4f", row["epoch"], row["loss"],
-                 row["edges_per_s"], row["mrr"], row["hits@10"])
+        log.info("epoch %d: loss %.4f, %.0f edges/s, %s", row["epoch"], row["loss"], row["edges_per_s"] or 0,
+                 f"held-out MRR {row['mrr']:.4f}, HITS@10 {row['hits@10']:.4f}" if metrics["count"] else
+                 "no held-out edges to evaluate (--holdout 0)")
         if write:
             t2 = time.perf_counter()
             _save_checkpoint(ckpt, tw, {"epoch": epoch + 1, "graph_fingerprint": graph.fingerprint, "training_key": config.training_key(),

@@ -263,3 +263,12 @@ def test_split_is_a_seeded_permutations_two_sorted_parts(n, holdout, seed):
     np.testing.assert_array_equal(held, np.sort(perm[:k]))
     np.testing.assert_array_equal(train, np.sort(perm[k:]))
     assert train.dtype == held.dtype == np.int64 and len(train) + len(held) == n
+
+
+def test_metrics_of_nothing_held_out_are_null_in_json_not_nan():
+    import json
+
+    m = link_prediction_metrics(np.array([1.0, 4.0]), np.array([0, 0]), ["fav", "reply"])
+    assert m["per_relation"]["reply"] == {"mrr": None, "hits@1": None, "hits@10": None, "hits@50": None, "count": 0}
+    text = json.dumps(m)
+    assert "NaN" not in text and json.loads(text)["per_relation"]["fav"]["count"] == 2

@@ -348,3 +348,16 @@ def test_ctrl_c_in_the_cli_says_how_to_resume(g, tmp_path, monkeypatch, capsys):
     assert f"the checkpoint after epoch 1 is in {out}.checkpoint" in err and "--resume" in err and "interrupted" in err
     monkeypatch.setattr(train_mod, "_save_checkpoint", save)
     assert main(args + ["--resume"]) == 0 and (out / "user.npy").exists()
+
+
+def test_holdout_zero_trains_and_writes_strict_json(g, tmp_path, caplog):
+    import logging
+
+    caplog.set_level(logging.INFO, logger="graph.embed.train")
+    out = tmp_path / "e"
+    res = train_embeddings(g, out, cfg(epochs=1, holdout=0.0), progress=False)
+    assert res["metrics"]["count"] == 0 and res["metrics"]["mrr"] is None
+    text = (out / "manifest.json").read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    json.loads(text, parse_constant=lambda c: pytest.fail(f"non-standard JSON constant {c}"))
+    assert "no held-out edges to evaluate" in caplog.text
