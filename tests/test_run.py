@@ -146,3 +146,14 @@ def test_a_run_never_goes_into_a_foreign_directory(tmp_path, capsys):
     (tmp_path / "earlier" / "run.json").write_text("{}")
     for ok in ("new", "empty", "killed", "earlier"):
         check_run_dir(tmp_path / ok)
+
+
+def test_a_pair_file_left_without_its_manifest_is_mined_again(first_run, tmp_path):
+    """A run killed between writing pairs.parquet and its manifest: the next run replaces the
+    file (its own output) instead of refusing it as a foreign file."""
+    cfg, run_dir, _ = first_run
+    rd = tmp_path / "r"
+    shutil.copytree(run_dir, rd)
+    (rd / "pairs.parquet.manifest.json").unlink()
+    results = run(cfg, rd, until="mine")
+    assert statuses(results)["mine"] == "ran" and (rd / "pairs.parquet.manifest.json").is_file()

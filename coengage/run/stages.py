@@ -108,12 +108,12 @@ def _embed(ctx: Context) -> None:
     if checkpoint.exists():
         try:
             log.info("embed: resuming from %s", checkpoint)
-            train_embeddings(ctx.path("graph"), out, cfg, resume=True, progress=ctx.progress)
+            train_embeddings(ctx.path("graph"), out, cfg, resume=True, progress=ctx.progress, overwrite=True)
             return
         except ArtifactError as e:  # another graph or other settings: start again
             log.warning("embed: cannot resume (%s); starting again", e)
             shutil.rmtree(checkpoint, ignore_errors=True)
-    train_embeddings(ctx.path("graph"), out, cfg, progress=ctx.progress)
+    train_embeddings(ctx.path("graph"), out, cfg, progress=ctx.progress, overwrite=True)  # (the run owns its directory)
 
 
 def _mine(ctx: Context) -> None:
@@ -126,7 +126,7 @@ def _mine(ctx: Context) -> None:
     if method == "knn":
         opts["embeddings"] = str(ctx.path("emb"))
     mine(ctx.path("graph"), method, ctx.path("pairs.parquet"), fmt=fmt, with_text=with_text,
-         progress=bool(ctx.progress), **opts)
+         progress=bool(ctx.progress), overwrite=True, **opts)  # (a run killed between the pair file and its manifest)
 
 
 def _train(name: str) -> Callable[[Context], None]:
