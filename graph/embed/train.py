@@ -408,6 +408,9 @@ def train_embeddings(graph: str | os.PathLike | GraphArtifact, out: str | os.Pat
     if write:
         _check_outputs(out, graph, overwrite)
     threads = config.threads or available_cores()
+    if threads > available_cores():
+        log.warning("--threads %d is more than the %d cores this process may use: threads will wait for each other "
+                    "(a step runs ~15 parallel regions); 0 uses the cores available", threads, available_cores())
     torch.set_num_threads(threads)
     import numba
 

@@ -361,3 +361,15 @@ def test_holdout_zero_trains_and_writes_strict_json(g, tmp_path, caplog):
     assert "NaN" not in text and "Infinity" not in text
     json.loads(text, parse_constant=lambda c: pytest.fail(f"non-standard JSON constant {c}"))
     assert "no held-out edges to evaluate" in caplog.text
+
+
+def test_more_threads_than_cores_is_warned_about(g, tmp_path, caplog, monkeypatch):
+    import logging
+
+    monkeypatch.setattr(train_mod, "available_cores", lambda: 1)
+    caplog.set_level(logging.WARNING, logger="graph.embed.train")
+    train_embeddings(g, tmp_path / "e", cfg(epochs=1, threads=2), write=False, progress=False)
+    assert "--threads 2 is more than the 1 cores" in caplog.text
+    caplog.clear()
+    train_embeddings(g, tmp_path / "e", cfg(epochs=1, threads=1), write=False, progress=False)
+    assert "more than" not in caplog.text
