@@ -40,6 +40,9 @@ log = logging.getLogger(__name__)
 
 DROP_REASONS = ("empty_user", "empty_tweet", "empty_type", "bad_timestamp", "unknown_type")
 UNKNOWN_TYPE_POLICIES = ("error", "keep", "drop")
+TIME_UNITS = ("s", "ms", "us", "ns")
+# epoch seconds above this (the year 5138) are taken for a finer unit given as seconds (--time-unit)
+IMPLAUSIBLE_SECONDS = 10 ** 11
 # Read dictionary-encoded Parquet id/type columns as dictionaries (tests switch it off to
 # check that both paths build the same artifact).
 DICTIONARY_READS = True
@@ -106,6 +109,7 @@ class BuildConfig:
     item_col: str = "tweet_id"  # log column with the tweet (item) id
     type_col: str | None = "engagement"  # log column with the engagement type
     time_col: str | None = "timestamp"  # log column with unix seconds or ISO-8601 timestamps
+    time_unit: str = "s"  # unit of numeric (epoch) timestamps: s | ms | us | ns (ISO-8601 and typed ones carry theirs)
     text_id_col: str | None = None  # texts column with the tweet id (default: item_col)
     text_cols: list[str] = field(default_factory=lambda: ["text"])  # joined with a newline
     label_cols: list[str] | None = None  # extra texts columns to keep (None: all other scalar columns)
@@ -180,6 +184,9 @@ class BuildConfig:
     def validate(self) -> None:
         if not self.log:
             raise InputError("no log files given (--log)")
+        if self.time_unit not in TIME_UNITS:
+            raise InputError(f"time_unit must be one of {', '.join(TIME_UNITS)} (of numeric epoch timestamps), "
+                             f"got {self.time_unit!r}")
         if self.unknown_types not in UNKNOWN_TYPE_POLICIES:
             raise InputError(f"unknown_types must be one of {', '.join(UNKNOWN_TYPE_POLICIES)}, got {self.unknown_types!r}")
         if int(self.chunk_rows) < 1:
@@ -245,9 +252,11 @@ def encode_ids(col) -> tuple[np.ndarray, pa.Array]:
 _UNIT_DIV = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}
 
 
-def parse_times(col) -> tuple[np.ndarray, np.ndarray]:
+def parse_times(col, unit: str = "s") -> tuple[np.ndarray, np.ndarray]:
     """``(unix seconds int64, ok bool)`` from integers, floats, timestamps or strings
-    (integer/decimal unix seconds or ISO-8601)."""
+    (integer/decimal epoch values or ISO-8601). ``unit``: that of the numeric epoch values
+    (s, ms, us, ns; floored to seconds); typed timestamps, dates and ISO-8601 strings carry their own."""
+    div = _UNIT_DIV[unit]
     arr = _single_array(col)
     n = len(arr)
     t = arr.type
@@ -259,9 +268,9 @@ def parse_times(col) -> tuple[np.ndarray, np.ndarray]:
     if pa.types.is_integer(t):
         ok = np.ones(n, bool) if arr.null_count == 0 else arr.is_valid().to_numpy(zero_copy_only=False)
         vals = pc.fill_null(arr, 0) if arr.null_count else arr
-        return vals.to_numpy(zero_copy_only=False).astype(np.int64, copy=False), ok
+        return _epoch_seconds(vals.to_numpy(zero_copy_only=False).astype(np.int64, copy=False), div), ok
     if pa.types.is_floating(t):
-        v = pc.fill_null(arr, np.nan).to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
+        v = pc.fill_null(arr, np.nan).to_numpy(zero_copy_only=False).astype(np.float64, copy=False) / div
         ok = np.isfinite(v) & (np.abs(v) < 9e15)
         return np.where(ok, np.floor(np.where(ok, v, 0)), 0).astype(np.int64), ok
     if pa.types.is_timestamp(t):
@@ -275,21 +284,36 @@ def parse_times(col) -> tuple[np.ndarray, np.ndarray]:
     if pa.types.is_string(t) or pa.types.is_large_string(t):
         try:  # fast path: every value is an integer
             if arr.null_count == 0:
-                return pc.cast(arr, pa.int64()).to_numpy(zero_copy_only=False), np.ones(n, bool)
+                return _epoch_seconds(pc.cast(arr, pa.int64()).to_numpy(zero_copy_only=False), div), np.ones(n, bool)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             pass
-        return _parse_time_strings(arr)
+        return _parse_time_strings(arr, div)
     raise InputError(f"timestamp column has type {t}; expected unix seconds (integer or decimal) or ISO-8601 strings")
 
 
-def _parse_time_strings(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+def _epoch_seconds(values: np.ndarray, div: int) -> np.ndarray:
+    """Integer epoch values in units of 1/div s -> whole seconds (floored, as for negative times)."""
+    return values if div == 1 else np.floor_divide(values, div)
+
+
+def _parse_time_strings(arr: pa.Array, div: int = 1) -> tuple[np.ndarray, np.ndarray]:
     import pandas as pd
 
     s = pd.Series(arr.to_numpy(zero_copy_only=False), dtype=object)
-    num = pd.to_numeric(s, errors="coerce").to_numpy(dtype=np.float64)
-    ok = np.isfinite(num) & (np.abs(num) < 9e15)
     out = np.zeros(len(s), np.int64)
-    out[ok] = np.floor(num[ok]).astype(np.int64)
+    # integer strings exactly (a float64 loses nanoseconds), the rest as decimals, then ISO-8601
+    stripped = s.astype("string").str.strip()
+    ints = stripped.str.fullmatch(r"-?\d{1,19}").fillna(False).to_numpy(bool)
+    if ints.any():
+        try:
+            vals = pc.cast(pa.array(stripped[ints].to_numpy(dtype=object), pa.string()), pa.int64())
+            out[ints] = _epoch_seconds(vals.to_numpy(zero_copy_only=False), div)
+        except pa.ArrowInvalid:  # a 19-digit value beyond int64: all of them as decimals, below
+            ints[:] = False
+    num = pd.to_numeric(s.where(~ints), errors="coerce").to_numpy(dtype=np.float64) / div
+    dec = np.isfinite(num) & (np.abs(num) < 9e15)
+    out[dec] = np.floor(num[dec]).astype(np.int64)
+    ok = ints | dec
     rest = ~ok & s.notna().to_numpy() & (s.astype(str).str.strip() != "").to_numpy()
     if rest.any():
         dt = pd.to_datetime(s[rest], format="ISO8601", utc=True, errors="coerce")
@@ -486,7 +510,7 @@ def read_logs(cfg: BuildConfig, paths: list[Path]) -> dict:
                     else:
                         types, type_dict = np.zeros(n, np.int32), ["engaged"]
                     if cfg.time_col:
-                        times, time_ok = parse_times(table.column(cfg.time_col))
+                        times, time_ok = parse_times(table.column(cfg.time_col), cfg.time_unit)
                     else:
                         times, time_ok = np.zeros(n, np.int64), None
                     del table
@@ -726,6 +750,28 @@ def build_graph(cfg: BuildConfig, out: str | os.PathLike | None = None) -> Graph
             gc.enable()
 
 
+def _check_time_unit(times: np.ndarray, cfg: BuildConfig) -> None:
+    """Warn when the seconds read are implausible (past the year 5138): epoch milliseconds,
+    microseconds or nanoseconds read as seconds would silently stretch every time window (the
+    co-engagement window, for one) by 1,000x or more. --strict makes it an error."""
+    if not cfg.time_col or not len(times):
+        return
+    top = int(np.abs(times).max())
+    if top < IMPLAUSIBLE_SECONDS:
+        return
+    raw = top * _UNIT_DIV[cfg.time_unit]  # the magnitude as written in the log
+    guess = "ns" if raw >= 10 ** 17 else "us" if raw >= 10 ** 14 else "ms"
+    msg = (f"timestamps in column {cfg.time_col!r} reach {top:,} s after 1970 (read as {_UNIT_NAMES[cfg.time_unit]}), "
+           f"past the year 5138: they look like {_UNIT_NAMES[guess]}; pass --time-unit {guess} (or time_unit: {guess} "
+           "in the config)")
+    if cfg.strict:
+        raise InputError(msg + "; --strict makes this an error")
+    log.warning("%s", msg)
+
+
+_UNIT_NAMES = {"s": "seconds", "ms": "milliseconds", "us": "microseconds", "ns": "nanoseconds"}
+
+
 def _build_graph(cfg: BuildConfig, out: str | os.PathLike | None) -> GraphArtifact:
     from graph.writer import write_graph
 
@@ -758,6 +804,7 @@ def _build_graph(cfg: BuildConfig, out: str | os.PathLike | None) -> GraphArtifa
             f"all dropped (dropped: {reasons})" if data["rows_read"] else
             f"no edges to build a graph from: the log file(s) {', '.join(map(str, log_paths))} have no data rows"
         )
+    _check_time_unit(data["times"], cfg)
     texts = read_texts(cfg, text_paths) if text_paths else None
     t_texts = time.perf_counter()
     total_dropped = sum(data["dropped"].values())

@@ -65,6 +65,9 @@ def register(sub) -> None:
                                          "'none': one type named 'engaged')")
     cols.add_argument("--time-col", help="column with the timestamp, unix seconds or ISO-8601 "
                                          "(default timestamp; 'none': all 0)")
+    cols.add_argument("--time-unit", choices=["s", "ms", "us", "ns"],
+                      help="unit of numeric epoch timestamps (default s; ISO-8601 strings and typed timestamps carry "
+                           "their own). A build whose seconds pass the year 5138 warns and names the likely unit")
 
     types = p.add_argument_group("engagement types")
     types.add_argument("--types", metavar="T=W,...",
@@ -107,7 +110,7 @@ def run_build(args) -> int:
     overrides = {
         "out": args.out, "format": args.format, "texts_format": args.texts_format, "encoding": args.encoding,
         "overwrite": args.overwrite, "user_col": args.user_col, "item_col": args.item_col,
-        "type_col": args.type_col, "time_col": args.time_col, "types": args.types,
+        "type_col": args.type_col, "time_col": args.time_col, "time_unit": args.time_unit, "types": args.types,
         "unknown_types": args.unknown_types, "text_id_col": args.text_id_col, "text_cols": args.text_cols,
         "label_cols": args.label_cols, "strict": args.strict, "chunk_rows": args.chunk_rows,
         "workers": args.workers, "no_dgl": args.no_dgl,

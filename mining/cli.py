@@ -167,6 +167,7 @@ def register(sub) -> None:
     g.add_argument("--item-col", help="log column with the tweet id (default tweet_id)")
     g.add_argument("--type-col", help="log column with the engagement type (default engagement; 'none': one type)")
     g.add_argument("--time-col", help="log column with the timestamp (default timestamp; 'none': all 0)")
+    g.add_argument("--time-unit", choices=("s", "ms", "us", "ns"), help="unit of numeric epoch timestamps (default s)")
     g.add_argument("--types", metavar="T=W,...", help="engagement type vocabulary (as in `graph build`)")
     g.add_argument("--unknown-types", choices=("error", "keep", "drop"),
                    help="a type not in --types: error (default), keep or drop (counted)")
@@ -237,7 +238,7 @@ def _build_config(args):
 
     cfg = BuildConfig.from_yaml(args.config) if args.config else BuildConfig()
     return cfg.updated(log=args.logs, texts=args.texts, user_col=args.user_col, item_col=args.item_col,
-                       type_col=args.type_col, time_col=args.time_col, types=args.types,
+                       type_col=args.type_col, time_col=args.time_col, time_unit=args.time_unit, types=args.types,
                        unknown_types=args.unknown_types, text_id_col=args.text_id_col, text_cols=args.text_cols,
                        format=args.log_format, texts_format=args.texts_format, encoding=args.encoding,
                        strict=True if args.strict else None)

@@ -79,8 +79,9 @@ def _reader(spark, path: str, fmt: str, cfg):
     return r.option("encoding", cfg.encoding).json(path)
 
 
-def _time_parser():
-    """A pandas UDF: strings -> (unix seconds, ok), by graph.build.parse_times (the local rules)."""
+def _time_parser(unit: str = "s"):
+    """A pandas UDF: strings -> (unix seconds, ok), by graph.build.parse_times (the local rules);
+    ``unit``: that of numeric epoch strings."""
     import pandas as pd
     from pyspark.sql.functions import pandas_udf
 
@@ -91,20 +92,27 @@ def _time_parser():
 
         from graph.build import parse_times
 
-        secs, ok = parse_times(pa.array(s.astype(object).where(s.notna(), None), pa.string()))
+        secs, ok = parse_times(pa.array(s.astype(object).where(s.notna(), None), pa.string()), unit)
         return pd.DataFrame({"secs": np.asarray(secs, np.int64), "ok": np.asarray(ok, bool)})
 
     return parse
 
 
-def _time_columns(col, dtype: str, parser):
-    """(unix seconds long, ok boolean) Column expressions for a time column of Spark type ``dtype``."""
+def _time_columns(col, dtype: str, parser, unit: str = "s"):
+    """(unix seconds long, ok boolean) Column expressions for a time column of Spark type ``dtype``;
+    numeric epoch values are in ``unit`` (s, ms, us, ns) and floored to seconds, as locally."""
     from pyspark.sql import functions as F
 
+    from graph.build import _UNIT_DIV
+
+    div = _UNIT_DIV[unit]
     if dtype in ("bigint", "int", "smallint", "tinyint"):
-        return F.coalesce(col.cast("long"), F.lit(0)), col.isNotNull()
+        v = col.cast("long")
+        if div > 1:  # numpy's floor_divide: v - pmod(v, div) is an exact multiple of div, and exact as a double
+            v = ((v - F.pmod(v, F.lit(div).cast("long"))) / div).cast("long")  # (|v| < 2^53 * 2^9 here)
+        return F.coalesce(v, F.lit(0)), col.isNotNull()
     if dtype in ("double", "float") or dtype.startswith("decimal"):
-        v = col.cast("double")
+        v = col.cast("double") / div if div > 1 else col.cast("double")
         ok = col.isNotNull() & ~F.isnan(v) & (F.abs(v) < 9e15)
         return F.when(ok, F.floor(v).cast("long")).otherwise(F.lit(0)), F.coalesce(ok, F.lit(False))
     if dtype.startswith("timestamp"):
@@ -141,7 +149,7 @@ def read_logs(spark, cfg) -> LogEdges:
     for p, fmt in zip(paths, fmts):  # every header, before anything heavy (local files)
         if not is_remote(p):
             ingest.require_columns(p, ingest.read_header(p, fmt, cfg.encoding), required)
-    parser = _time_parser()
+    parser = _time_parser(cfg.time_unit)
     parts = []
     for i, (p, fmt) in enumerate(zip(paths, fmts)):
         df = _reader(spark, p, fmt, cfg)
@@ -155,7 +163,7 @@ def read_logs(spark, cfg) -> LogEdges:
         else:
             etype, type_bad = F.lit("engaged"), F.lit(False)
         if cfg.time_col:
-            secs, ok = _time_columns(F.col(f"`{cfg.time_col}`"), types[cfg.time_col], parser)
+            secs, ok = _time_columns(F.col(f"`{cfg.time_col}`"), types[cfg.time_col], parser, cfg.time_unit)
         else:
             secs, ok = F.lit(0).cast("long"), F.lit(True)
         reason = (F.when(user_bad, "empty_user").when(tweet_bad, "empty_tweet").when(type_bad, "empty_type")

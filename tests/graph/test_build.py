@@ -418,3 +418,43 @@ def test_a_header_with_another_separator_is_explained(tmp_path):
     with pytest.raises(InputError, match="missing required column 'user_id'") as e:
         _build(tmp_path, [p])
     assert "separated" not in str(e.value)
+
+
+@pytest.mark.parametrize("unit,div", [("s", 1), ("ms", 10 ** 3), ("us", 10 ** 6), ("ns", 10 ** 9)])
+def test_parse_times_converts_numeric_epoch_units_and_floors(unit, div):
+    import pyarrow as pa
+
+    from graph.build import parse_times
+
+    secs = np.array([1_700_000_000, -5, 0, 1_699_999_999], np.int64)
+    frac = np.array([div - 1, 1, 0, div // 2], np.int64) % div  # sub-second parts: floored away
+    raw = secs * div + frac
+    for arr in (pa.array(raw), pa.array(raw.astype(str)), pa.array(list(raw.astype(str)) + [None]),
+                pa.array(list(raw.astype(str)) + ["2023-11-14T22:13:20Z"])):
+        got, ok = parse_times(arr, unit)
+        assert got[:4].tolist() == secs.tolist(), (unit, arr.type)
+        assert ok[:4].all()
+    got, ok = parse_times(pa.array(raw.astype(np.float64)), unit)  # floats: as exact as float64 allows
+    if div <= 10 ** 6:
+        assert got.tolist() == secs.tolist()
+    assert parse_times(pa.array(["2023-11-14T22:13:20Z", "bad"]), unit)[0][0] == 1_700_000_000  # ISO: its own unit
+
+
+def test_millisecond_logs_warn_and_build_with_time_unit(tmp_path, caplog):
+    import logging
+
+    seconds = np.array([1_700_000_000, 1_700_000_900, 1_700_003_000])
+    frame = pd.DataFrame({"user_id": ["a", "b", "c"], "tweet_id": ["t1", "t1", "t2"], "engagement": "fav",
+                          "timestamp": seconds * 1000 + np.array([999, 0, 5])})
+    p = write_frame(frame, tmp_path / "log.parquet")
+    caplog.set_level(logging.WARNING, logger="graph.build")
+    g = _build(tmp_path, [p])
+    assert "look like milliseconds; pass --time-unit ms" in caplog.text and g.manifest["time_range"][1] > 10 ** 12
+    with pytest.raises(InputError, match="--time-unit ms"):
+        _build(tmp_path, [p], strict=True)
+    caplog.clear()
+    g = _build(tmp_path, [p], time_unit="ms")
+    assert g.manifest["time_range"] == [1_700_000_000, 1_700_003_000] and "look like" not in caplog.text
+    assert sorted(np.asarray(g.csr("user_tweet").time).tolist()) == seconds.tolist()
+    with pytest.raises(InputError, match="time_unit must be one of s, ms, us, ns"):
+        _build(tmp_path, [p], time_unit="minutes")

@@ -131,3 +131,34 @@ def test_unknown_type_error_and_drop(spark, files, tmp_path):
     r = mine_spark(None, "coengage", tmp_path / "p.parquet", build_config=dropped, **MINE)
     assert r.manifest["cleaning"]["dropped"] == g.manifest["dropped"]
     assert r.manifest["cleaning"]["dropped"]["unknown_type"] > 100
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet-int", "parquet-float"])
+def test_millisecond_timestamps_with_time_unit_match_local_and_seconds(spark, tmp_path, fmt):
+    """--time-unit ms: Spark's string (UDF), bigint and double paths floor to the same seconds as the
+    local build, and those seconds equal the log written in seconds (same windowed pairs)."""
+    import numpy as np
+
+    frame, texts = make_log(seed=5)
+    ms = frame.copy()
+    ms["timestamp"] = frame["timestamp"] * 1000 + np.random.default_rng(0).integers(0, 1000, len(frame))
+    (tmp_path / "s").mkdir()
+    (tmp_path / "ms").mkdir()
+    frame.to_parquet(tmp_path / "s" / "log.parquet", index=False)
+    texts.to_parquet(tmp_path / "texts.parquet", index=False)
+    if fmt == "csv":
+        ms.to_csv(tmp_path / "ms" / "log.csv", index=False)
+    else:
+        ms.astype({"timestamp": np.float64 if fmt == "parquet-float" else np.int64}).to_parquet(tmp_path / "ms" / "log.parquet", index=False)
+    logs = [str(next((tmp_path / "ms").iterdir()))]
+    texts_ = [str(tmp_path / "texts.parquet")]
+    cfg = BuildConfig(log=logs, texts=texts_, no_dgl=True, time_unit="ms")
+    g_ms = build_graph(cfg, out=tmp_path / "g_ms")
+    g_s = build_graph(BuildConfig(log=[str(tmp_path / "s" / "log.parquet")], texts=texts_, no_dgl=True), out=tmp_path / "g_s")
+    assert np.array_equal(np.asarray(g_ms.csr("user_tweet").time), np.asarray(g_s.csr("user_tweet").time))
+    opts = dict(normalize="swing", window_s=1800, **MINE)
+    mine(g_ms.path, "coengage", tmp_path / "local.parquet", **opts)
+    mine(g_s.path, "coengage", tmp_path / "seconds.parquet", **opts)
+    mine_spark(None, "coengage", tmp_path / "spark.parquet", build_config=cfg, spark_options=SparkOptions(output="single"), **opts)
+    _same_pairs(_read(tmp_path / "local.parquet"), _read(tmp_path / "spark.parquet"))
+    _same_pairs(_read(tmp_path / "seconds.parquet"), _read(tmp_path / "local.parquet"))
