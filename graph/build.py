@@ -505,7 +505,10 @@ def read_logs(cfg: BuildConfig, paths: list[Path]) -> dict:
                     ft = tweet_pool.submit(tweet_table.encode, table.column(cfg.item_col))
                     n = table.num_rows
                     if cfg.type_col:
-                        types, tdict = encode_ids(table.column(cfg.type_col))
+                        try:
+                            types, tdict = encode_ids(table.column(cfg.type_col))
+                        except InputError as e:
+                            raise InputError(f"{path}: column {cfg.type_col!r}: {e}") from None
                         type_dict = [str(x) for x in tdict.to_pylist()]
                     else:
                         types, type_dict = np.zeros(n, np.int32), ["engaged"]
@@ -547,7 +550,7 @@ def _finish_chunk(item, path: Path, fmt: str, cfg: BuildConfig, vocab: _TypeVoca
                   parts: "_EdgeColumns", state: dict) -> None:
     """Reading-thread part of a chunk: drop accounting, --strict, type vocabulary, keep rows."""
     fu, ft, types, type_dict, times, time_ok, n, row0 = item
-    users, tweets = fu.result(), ft.result()
+    users, tweets = _column_result(fu, path, cfg.user_col), _column_result(ft, path, cfg.item_col)
     state["rows_read"] += n
     bad = {"empty_user": users < 0, "empty_tweet": tweets < 0, "empty_type": types < 0,
            "bad_timestamp": ~time_ok if time_ok is not None else None}
@@ -585,6 +588,14 @@ def _finish_chunk(item, path: Path, fmt: str, cfg: BuildConfig, vocab: _TypeVoca
         state["any_drop"] = True
         users, tweets, etypes, times = users[keep], tweets[keep], etypes[keep], times[keep]
     parts.append(users=users, tweets=tweets, etypes=etypes, times=times)
+
+
+def _column_result(future, path: Path, column: str):
+    """A column encoder's result; its InputError (ids of an unusable type) names the file and column."""
+    try:
+        return future.result()
+    except InputError as e:
+        raise InputError(f"{path}: column {column!r}: {e}") from None
 
 
 def _reason_column(reason: str, cfg: BuildConfig) -> str | None:

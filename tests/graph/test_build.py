@@ -458,3 +458,19 @@ def test_millisecond_logs_warn_and_build_with_time_unit(tmp_path, caplog):
     assert sorted(np.asarray(g.csr("user_tweet").time).tolist()) == seconds.tolist()
     with pytest.raises(InputError, match="time_unit must be one of s, ms, us, ns"):
         _build(tmp_path, [p], time_unit="minutes")
+
+
+def test_ids_of_an_unusable_type_name_the_file_and_column(tmp_path):
+    nested = tmp_path / "nested.jsonl"
+    nested.write_text('{"user_id": {"id": 1}, "tweet_id": "t1", "engagement": "fav", "timestamp": 1}\n')
+    with pytest.raises(InputError, match=r"nested\.jsonl: column 'user_id': ids of type struct"):
+        _build(tmp_path, [nested])
+    floats = tmp_path / "floats.jsonl"
+    floats.write_text('{"user_id": "a", "tweet_id": 2.5, "engagement": "fav", "timestamp": 1}\n')
+    with pytest.raises(InputError, match=r"floats\.jsonl: column 'tweet_id': ids are floating-point"):
+        _build(tmp_path, [floats])
+    types = tmp_path / "types.jsonl"
+    types.write_text('{"user_id": "a", "tweet_id": "t", "engagement": 1.5, "timestamp": 1}\n')
+    with pytest.raises(InputError, match=r"types\.jsonl: column 'engagement'"):
+        _build(tmp_path, [types])
+    assert not (tmp_path / "g").exists()
