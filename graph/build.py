@@ -761,6 +761,23 @@ def build_graph(cfg: BuildConfig, out: str | os.PathLike | None = None) -> Graph
             gc.enable()
 
 
+def _check_duplicate_texts(texts, paths: list[Path], cfg: BuildConfig) -> None:
+    """Texts rows repeating a tweet id: the first text of each id is kept (counted in the manifest's
+    texts.duplicate_ids); warn, or with --strict refuse, naming the first repeated id."""
+    ids = texts["tweet_id"].astype(str)
+    dup = ids.duplicated(keep="first")
+    n = int(dup.sum())
+    if not n:
+        return
+    first = ids[dup].iloc[0]
+    where = ", ".join(map(str, paths[:3])) + (" ..." if len(paths) > 3 else "")
+    msg = (f"{n} texts row(s) in {where} repeat a tweet id already seen (first: {first!r}, column "
+           f"{cfg.text_id_col or cfg.item_col!r}); the first text of each id is kept")
+    if cfg.strict:
+        raise InputError(msg + "; --strict makes dropped rows fatal")
+    log.warning("%s", msg)
+
+
 def _check_time_unit(times: np.ndarray, cfg: BuildConfig) -> None:
     """Warn when the seconds read are implausible (past the year 5138): epoch milliseconds,
     microseconds or nanoseconds read as seconds would silently stretch every time window (the
@@ -817,6 +834,8 @@ def _build_graph(cfg: BuildConfig, out: str | os.PathLike | None) -> GraphArtifa
         )
     _check_time_unit(data["times"], cfg)
     texts = read_texts(cfg, text_paths) if text_paths else None
+    if texts is not None:
+        _check_duplicate_texts(texts, text_paths, cfg)
     t_texts = time.perf_counter()
     total_dropped = sum(data["dropped"].values())
     if total_dropped:

@@ -126,7 +126,9 @@ def run_build(args) -> int:
     summary = {k: m[k] for k in ("num_nodes", "num_edges", "dropped", "duplicates_merged", "rows_read") if k in m}
     if "split" in m:
         summary["split"] = m["split"]["counts"]
-    summary["texts"] = {k: m["texts"][k] for k in ("tweets_with_text", "tweets_without_text") if k in m.get("texts", {})}
+    t = m.get("texts", {})
+    summary["texts"] = {k: t[k] for k in ("tweets_with_text", "tweets_without_text") if k in t}
+    summary["texts"].update({k: t[k] for k in ("duplicate_ids", "not_in_graph", "empty_text") if t.get(k)})  # rows not used
     logging.getLogger(__name__).info("wrote %s", artifact.path)
     print(json.dumps(summary, indent=2))
     return 0

@@ -474,3 +474,18 @@ def test_ids_of_an_unusable_type_name_the_file_and_column(tmp_path):
     with pytest.raises(InputError, match=r"types\.jsonl: column 'engagement'"):
         _build(tmp_path, [types])
     assert not (tmp_path / "g").exists()
+
+
+def test_repeated_text_ids_are_counted_warned_and_fatal_with_strict(tmp_path, caplog):
+    import logging
+
+    log = write_frame(pd.DataFrame({"user_id": ["a", "b"], "tweet_id": ["t1", "t2"], "engagement": "fav", "timestamp": [1, 2]}),
+                      tmp_path / "log.csv")
+    texts = write_frame(pd.DataFrame({"tweet_id": ["t1", "t1", "t2"], "text": ["first", "second", "two"]}), tmp_path / "texts.csv")
+    caplog.set_level(logging.WARNING, logger="graph.build")
+    g = _build(tmp_path, [log], texts=[str(texts)])
+    assert "1 texts row(s) in" in caplog.text and "first: 't1'" in caplog.text
+    assert g.manifest["texts"]["duplicate_ids"] == 1 and g.texts()["text"].tolist() == ["first", "two"]
+    with pytest.raises(InputError, match="repeat a tweet id.*--strict"):
+        build_graph(BuildConfig(log=[str(log)], texts=[str(texts)], strict=True, no_dgl=True), out=tmp_path / "g2")
+    assert not (tmp_path / "g2").exists()
