@@ -92,7 +92,7 @@ def logs_source(spark, cfg, scratch) -> dict:
 
     from coengage.artifacts import combine_fingerprints
     from graph import ingest
-    from graph.build import _fingerprints, read_texts
+    from graph.build import _check_duplicate_texts, _fingerprints, read_texts
     from mining.spark.logs import edges_with_ids, is_remote, read_logs
 
     if cfg.holdout:
@@ -121,6 +121,8 @@ def logs_source(spark, cfg, scratch) -> dict:
     out = scratch / "texts"
     out.mkdir(parents=True, exist_ok=True)
     frame = read_texts(cfg, text_paths) if text_paths else None
+    if frame is not None:
+        _check_duplicate_texts(frame, text_paths, cfg)  # (as graph build: warned, fatal with --strict)
     if frame is not None:  # as graph.writer.attach_texts: the first row of an id wins, then empty texts go
         frame = frame[["tweet_id", "text"]].astype({"tweet_id": str})
         frame = frame[~frame["tweet_id"].duplicated(keep="first")]
