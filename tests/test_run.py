@@ -157,3 +157,12 @@ def test_a_pair_file_left_without_its_manifest_is_mined_again(first_run, tmp_pat
     (rd / "pairs.parquet.manifest.json").unlink()
     results = run(cfg, rd, until="mine")
     assert statuses(results)["mine"] == "ran" and (rd / "pairs.parquet.manifest.json").is_file()
+
+
+def test_a_missing_input_file_is_an_error_before_the_run_directory_is_made(tmp_path):
+    from coengage.errors import InputError
+
+    cfg = validate({"data": {"log": [str(tmp_path / "nope.csv")]}})
+    with pytest.raises(InputError, match="nope.csv .* does not exist"):
+        run(cfg, tmp_path / "r")
+    assert not (tmp_path / "r").exists()

@@ -180,6 +180,10 @@ class Runner:
         """Run every stage (skipping up-to-date ones); ``from_stage`` forces a rerun from that stage on."""
         force_at = self.resolve_from(from_stage)
         stop_at = self.resolve_from(until)
+        for stage in self.stages:  # missing inputs are an error before the run directory is touched
+            for f in stage.files:
+                if not Path(f).is_file():
+                    raise InputError(f"{self.config.source}: input file {f} (from data.log/data.texts) does not exist")
         check_run_dir(self.run_dir)
         ctx = Context(self.run_dir, self.config, self.progress)
         with run_lock(self.run_dir):
