@@ -68,7 +68,7 @@ def _publish(tmp: Path, target: Path) -> None:
             os.replace(target, old)
         os.replace(tmp, target)
     except BaseException:
-        if old is not None and not target.exists():
+        if old is not None and old.exists() and not target.exists():  # (moved aside, not yet replaced)
             os.replace(old, target)
         with contextlib.suppress(FileNotFoundError):
             _remove(tmp)
