@@ -52,7 +52,8 @@ def register(sub) -> None:
     p.add_argument("--out", required=True, metavar="EMB_DIR", help="output directory (replaced atomically when training ends)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace whatever exists at EMB_DIR or EMB_DIR.checkpoint (default: only an earlier EMB_DIR "
-                        "and its checkpoint are replaced; anything else is refused)")
+                        "and its checkpoint are replaced; anything else is refused). Never the graph itself, nor a "
+                        "directory holding it")
     p.add_argument("--resume", action="store_true",
                    help="continue from EMB_DIR.checkpoint (same graph and settings; --epochs may be raised)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (default: shown on a terminal)")
