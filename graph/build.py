@@ -782,10 +782,13 @@ def _check_time_unit(times: np.ndarray, cfg: BuildConfig) -> None:
     """Warn when the seconds read are implausible (past the year 5138): epoch milliseconds,
     microseconds or nanoseconds read as seconds would silently stretch every time window (the
     co-engagement window, for one) by 1,000x or more. --strict makes it an error."""
-    if not cfg.time_col or not len(times):
-        return
-    top = int(np.abs(times).max())
-    if top < IMPLAUSIBLE_SECONDS:
+    if cfg.time_col and len(times):
+        check_time_magnitude(int(np.abs(times).max()), cfg)
+
+
+def check_time_magnitude(top: int, cfg: BuildConfig) -> None:
+    """:func:`_check_time_unit` given the largest |seconds| (Spark's raw-log path computes it there)."""
+    if not cfg.time_col or top < IMPLAUSIBLE_SECONDS:
         return
     raw = top * _UNIT_DIV[cfg.time_unit]  # the magnitude as written in the log
     guess = "ns" if raw >= 10 ** 17 else "us" if raw >= 10 ** 14 else "ms"

@@ -92,7 +92,7 @@ def logs_source(spark, cfg, scratch) -> dict:
 
     from coengage.artifacts import combine_fingerprints
     from graph import ingest
-    from graph.build import _check_duplicate_texts, _fingerprints, read_texts
+    from graph.build import _check_duplicate_texts, _fingerprints, check_time_magnitude, read_texts
     from mining.spark.logs import edges_with_ids, is_remote, read_logs
 
     if cfg.holdout:
@@ -113,6 +113,10 @@ def logs_source(spark, cfg, scratch) -> dict:
         reasons = ", ".join(f"{k}={v}" for k, v in logs.dropped.items() if v) or "none"
         raise InputError(f"no edges to mine: {logs.rows_read} rows read from {len(logs.paths)} file(s), "
                          f"all dropped (dropped: {reasons})")
+    if cfg.time_col:  # (as graph build: seconds past the year 5138 are a unit given wrong)
+        from pyspark.sql import functions as F
+
+        check_time_magnitude(int(edges.agg(F.max(F.abs("time"))).collect()[0][0] or 0), cfg)
     total_dropped = sum(logs.dropped.values())
     if total_dropped:
         log.warning("dropped %d of %d rows: %s", total_dropped, logs.rows_read,

@@ -162,3 +162,19 @@ def test_millisecond_timestamps_with_time_unit_match_local_and_seconds(spark, tm
     mine_spark(None, "coengage", tmp_path / "spark.parquet", build_config=cfg, spark_options=SparkOptions(output="single"), **opts)
     _same_pairs(_read(tmp_path / "local.parquet"), _read(tmp_path / "spark.parquet"))
     _same_pairs(_read(tmp_path / "seconds.parquet"), _read(tmp_path / "local.parquet"))
+
+
+def test_millisecond_timestamps_read_as_seconds_are_warned_about(spark, tmp_path, caplog):
+    import logging
+
+    frame, texts = make_log(seed=6)
+    frame["timestamp"] = frame["timestamp"] * 1000
+    frame.to_parquet(tmp_path / "log.parquet", index=False)
+    texts.to_parquet(tmp_path / "texts.parquet", index=False)
+    cfg = BuildConfig(log=[str(tmp_path / "log.parquet")], texts=[str(tmp_path / "texts.parquet")], no_dgl=True)
+    caplog.set_level(logging.WARNING)
+    mine_spark(None, "coengage", tmp_path / "p.parquet", build_config=cfg, spark_options=SparkOptions(output="single"), **MINE)
+    assert "they look like milliseconds; pass --time-unit ms" in caplog.text
+    with pytest.raises(InputError, match="--time-unit ms"):
+        mine_spark(None, "coengage", tmp_path / "q.parquet", build_config=BuildConfig(**{**cfg.__dict__, "strict": True}),
+                   spark_options=SparkOptions(output="single"), **MINE)
