@@ -36,13 +36,28 @@ def _remove(path: Path) -> None:
         path.unlink()
 
 
+def _target_path(target: str | os.PathLike) -> Path:
+    """``target`` as an absolute path (``.`` has no name to put a temporary beside); the current
+    directory, or one holding it, is never replaced (``--out .`` would delete what the user is in)."""
+    path = Path(target).absolute()
+    try:
+        cwd = Path.cwd().resolve()
+    except OSError:  # the current directory was removed: nothing to protect
+        return path
+    real = path.resolve()
+    if real == cwd or real in cwd.parents:
+        raise ArtifactError(f"--out {target} is the current directory or holds it; it would be replaced as a whole: "
+                            "choose a new directory")
+    return path
+
+
 @contextlib.contextmanager
 def atomic_dir(target: str | os.PathLike, overwrite: bool = True) -> Iterator[Path]:
     """Yield a temporary directory; on success it replaces ``target`` in one rename.
 
     On any exception the temporary directory is removed and ``target`` is untouched.
     """
-    target = Path(target)
+    target = _target_path(target)
     if target.exists() and not overwrite:
         raise ArtifactError(f"{target} exists; pass --overwrite or choose another --out")
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -83,7 +98,7 @@ def atomic_file(target: str | os.PathLike, replace_dir: bool = False) -> Iterato
 
     A directory at ``target`` is an error unless ``replace_dir`` (for callers that checked it is
     their own earlier output, e.g. partitioned pairs replaced by a single pair file)."""
-    target = Path(target)
+    target = _target_path(target)
     if target.is_dir() and not target.is_symlink() and not replace_dir:
         raise ArtifactError(f"{target} is a directory; expected a file path here")
     target.parent.mkdir(parents=True, exist_ok=True)

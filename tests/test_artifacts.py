@@ -217,3 +217,18 @@ def test_a_failed_rename_puts_the_old_artifact_back_and_leaves_no_temp(tmp_path,
     with atomic_dir(notes) as tmp:
         (tmp / "f").write_text("y")
     assert (notes / "f").read_text() == "y" and sorted(p.name for p in tmp_path.iterdir()) == ["a", "notes.txt"]
+
+
+def test_the_current_directory_or_one_holding_it_is_never_replaced(tmp_path, monkeypatch):
+    work = tmp_path / "proj" / "sub"
+    work.mkdir(parents=True)
+    (work / "keep.txt").write_text("x")
+    monkeypatch.chdir(work)
+    for out in (".", "..", str(work), str(tmp_path)):
+        with pytest.raises(ArtifactError, match="current directory or holds it"):
+            with atomic_dir(out, overwrite=True) as tmp:
+                (tmp / "f").write_text("y")
+    assert (work / "keep.txt").read_text() == "x"
+    with atomic_dir("out") as tmp:  # a new directory inside the current one: fine
+        (tmp / "f").write_text("y")
+    assert (work / "out" / "f").read_text() == "y"
