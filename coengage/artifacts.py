@@ -112,9 +112,10 @@ def atomic_file(target: str | os.PathLike, replace_dir: bool = False) -> Iterato
     _publish(tmp, target)  # (a directory target only with replace_dir, checked above)
 
 
-def _manifest_kind(path: Path) -> str | None:
+def json_kind(path: str | os.PathLike) -> str | None:
+    """The ``kind`` of a JSON file (a manifest, a metrics file), or None (absent, unreadable, other)."""
     try:
-        return json.loads(path.read_text()).get("kind")
+        return json.loads(Path(path).read_text()).get("kind")
     except (OSError, ValueError, AttributeError):
         return None
 
@@ -155,17 +156,12 @@ def check_output(out: str | os.PathLike, kind: str, what: str, *, overwrite: boo
     if recognise is not None and recognise(out):
         return
     if sidecar:
-        if _manifest_kind(out.with_name(out.name + ".manifest.json")) == kind:
+        if json_kind(out.with_name(out.name + ".manifest.json")) == kind:
             return
-    elif out.is_dir() and _manifest_kind(out / MANIFEST) == kind:
+    elif out.is_dir() and json_kind(out / MANIFEST) == kind:
         return
     hint = f"pass {overwrite_flag} to replace it, or choose another --out" if overwrite_flag else "choose another --out"
     raise ArtifactError(f"{out} exists and is not {what}; {hint}")
-
-
-def json_kind(path: str | os.PathLike) -> str | None:
-    """The ``kind`` of a JSON file (a manifest, a metrics file), or None (absent, unreadable, other)."""
-    return _manifest_kind(Path(path))
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:

@@ -16,6 +16,7 @@ Dropped rows are counted once, under the first reason that applies, in this orde
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -314,7 +315,7 @@ def _parse_time_strings(arr: pa.Array, div: int = 1) -> tuple[np.ndarray, np.nda
     dec = np.isfinite(num) & (np.abs(num) < 9e15)
     out[dec] = np.floor(num[dec]).astype(np.int64)
     ok = ints | dec
-    rest = ~ok & s.notna().to_numpy() & (s.astype(str).str.strip() != "").to_numpy()
+    rest = ~ok & (stripped != "").fillna(False).to_numpy(bool)
     if rest.any():
         dt = pd.to_datetime(s[rest], format="ISO8601", utc=True, errors="coerce")
         good = dt.notna().to_numpy()
@@ -505,10 +506,8 @@ def read_logs(cfg: BuildConfig, paths: list[Path]) -> dict:
                     ft = tweet_pool.submit(tweet_table.encode, table.column(cfg.item_col))
                     n = table.num_rows
                     if cfg.type_col:
-                        try:
+                        with _in_column(path, cfg.type_col):
                             types, tdict = encode_ids(table.column(cfg.type_col))
-                        except InputError as e:
-                            raise InputError(f"{path}: column {cfg.type_col!r}: {e}") from None
                         type_dict = [str(x) for x in tdict.to_pylist()]
                     else:
                         types, type_dict = np.zeros(n, np.int32), ["engaged"]
@@ -590,12 +589,18 @@ def _finish_chunk(item, path: Path, fmt: str, cfg: BuildConfig, vocab: _TypeVoca
     parts.append(users=users, tweets=tweets, etypes=etypes, times=times)
 
 
-def _column_result(future, path: Path, column: str):
-    """A column encoder's result; its InputError (ids of an unusable type) names the file and column."""
+@contextlib.contextmanager
+def _in_column(path: Path, column: str):
+    """An InputError raised inside (ids of an unusable type) names the file and the column."""
     try:
-        return future.result()
+        yield
     except InputError as e:
         raise InputError(f"{path}: column {column!r}: {e}") from None
+
+
+def _column_result(future, path: Path, column: str):
+    with _in_column(path, column):
+        return future.result()
 
 
 def _reason_column(reason: str, cfg: BuildConfig) -> str | None:
@@ -778,16 +783,10 @@ def _check_duplicate_texts(texts, paths: list[Path], cfg: BuildConfig) -> None:
     log.warning("%s", msg)
 
 
-def _check_time_unit(times: np.ndarray, cfg: BuildConfig) -> None:
-    """Warn when the seconds read are implausible (past the year 5138): epoch milliseconds,
-    microseconds or nanoseconds read as seconds would silently stretch every time window (the
-    co-engagement window, for one) by 1,000x or more. --strict makes it an error."""
-    if cfg.time_col and len(times):
-        check_time_magnitude(int(np.abs(times).max()), cfg)
-
-
 def check_time_magnitude(top: int, cfg: BuildConfig) -> None:
-    """:func:`_check_time_unit` given the largest |seconds| (Spark's raw-log path computes it there)."""
+    """Warn when the largest |seconds| read, ``top``, is implausible (past the year 5138): epoch
+    milliseconds, microseconds or nanoseconds read as seconds would silently stretch every time
+    window (the co-engagement window, for one) by 1,000x or more. --strict makes it an error."""
     if not cfg.time_col or top < IMPLAUSIBLE_SECONDS:
         return
     raw = top * _UNIT_DIV[cfg.time_unit]  # the magnitude as written in the log
@@ -835,7 +834,7 @@ def _build_graph(cfg: BuildConfig, out: str | os.PathLike | None) -> GraphArtifa
             f"all dropped (dropped: {reasons})" if data["rows_read"] else
             f"no edges to build a graph from: the log file(s) {', '.join(map(str, log_paths))} have no data rows"
         )
-    _check_time_unit(data["times"], cfg)
+    check_time_magnitude(int(np.abs(data["times"]).max()), cfg)  # (not empty: checked above)
     texts = read_texts(cfg, text_paths) if text_paths else None
     if texts is not None:
         _check_duplicate_texts(texts, text_paths, cfg)

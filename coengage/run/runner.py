@@ -141,13 +141,14 @@ class Runner:
             return None
 
     def fingerprint(self, stage: Stage, outputs: dict[str, str]) -> str:
-        files = []
-        for f in stage.files:
-            p = Path(f)
-            if not p.is_file():
-                raise InputError(f"{self.config.source}: input file {p} (from data.log/data.texts) does not exist")
-            files.append((p.name, file_fingerprint(p)))
+        self.check_files(stage)
+        files = [(Path(f).name, file_fingerprint(f)) for f in stage.files]
         return combine_fingerprints(stage.name, stage.config, [(i, outputs[i]) for i in stage.inputs], files)
+
+    def check_files(self, stage: Stage) -> None:
+        for f in stage.files:
+            if not Path(f).is_file():
+                raise InputError(f"{self.config.source}: input file {f} (from data.log/data.texts) does not exist")
 
     def resolve_from(self, from_stage: str | None) -> int | None:
         if from_stage is None:
@@ -181,9 +182,7 @@ class Runner:
         force_at = self.resolve_from(from_stage)
         stop_at = self.resolve_from(until)
         for stage in self.stages:  # missing inputs are an error before the run directory is touched
-            for f in stage.files:
-                if not Path(f).is_file():
-                    raise InputError(f"{self.config.source}: input file {f} (from data.log/data.texts) does not exist")
+            self.check_files(stage)
         check_run_dir(self.run_dir)
         ctx = Context(self.run_dir, self.config, self.progress)
         with run_lock(self.run_dir):

@@ -356,11 +356,8 @@ def _check_outputs(out: Path, graph: GraphArtifact, overwrite: bool) -> None:
     from graph.embed.io import KIND
 
     check_output(out, KIND, "an EMB_DIR (embeddings from `coengage graph embed`)", overwrite=overwrite, inputs=[graph.path])
-    ckpt = checkpoint_dir(out)
-    ours = ckpt.is_dir() and (any((ckpt / s).is_dir() for s in _SLOTS) or not any(ckpt.iterdir()))
-    if not ours:
-        check_output(ckpt, CHECKPOINT_KIND, f"a checkpoint directory of `coengage graph embed --out {out}`",
-                     overwrite=overwrite, inputs=[graph.path])
+    check_output(checkpoint_dir(out), CHECKPOINT_KIND, f"a checkpoint directory of `coengage graph embed --out {out}`",
+                 overwrite=overwrite, inputs=[graph.path], recognise=lambda p: any((p / s).is_dir() for s in _SLOTS))
 
 
 def _load_checkpoint(path: Path, graph: GraphArtifact, config: EmbedConfig) -> tuple[dict, dict]:
